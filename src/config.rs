@@ -1,0 +1,823 @@
+//! Configuration: the YAML model (Alertmanager-shaped, strict), defaults, `${ENV}`
+//! expansion, secrets from `*_file` keys, and validation with file:line:column errors.
+
+use crate::duration::AmDuration;
+use crate::matcher::{parse_matchers, MatchType, Matcher};
+use crate::secret::Secret;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_saphyr::Spanned;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The default configuration, embedded at build time (used when `--config` is not given).
+pub const DEFAULT_CONFIG: &str = include_str!("../config/alert-router.yml");
+
+/// A configuration error, pointing at the file and (when known) line and column.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: Option<u64>,
+    pub column: Option<u64>,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => write!(f, "{}:{}:{}: {}", self.file, l, c, self.message),
+            (Some(l), None) => write!(f, "{}:{}: {}", self.file, l, self.message),
+            _ => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+/// Top-level configuration.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Base URL of this router, used for links in messages.
+    #[serde(default)]
+    pub external_url: Option<String>,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub ingest: IngestConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+    #[serde(default)]
+    pub global: GlobalConfig,
+    pub route: RouteConfig,
+    #[serde(default)]
+    pub receivers: Vec<ReceiverConfig>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:9095".to_string()
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    #[serde(default = "default_storage_path")]
+    pub path: PathBuf,
+    /// Resolved alerts, delivered notifications and dead letters are kept this long.
+    #[serde(default = "default_retention")]
+    pub retention: AmDuration,
+    /// sled page cache; sled treats it as a soft limit.
+    #[serde(default = "default_cache_mb")]
+    pub cache_capacity_mb: u64,
+}
+
+fn default_storage_path() -> PathBuf {
+    PathBuf::from("./data")
+}
+fn default_retention() -> AmDuration {
+    AmDuration::from_secs(120 * 3600)
+}
+fn default_cache_mb() -> u64 {
+    64
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            path: default_storage_path(),
+            retention: default_retention(),
+            cache_capacity_mb: default_cache_mb(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Alerts waiting for the store writer before new requests get 503.
+    #[serde(default = "default_queue")]
+    pub max_pending_alerts: usize,
+    #[serde(default)]
+    pub auth: Option<IngestAuth>,
+}
+
+fn default_max_body() -> usize {
+    4 * 1024 * 1024
+}
+fn default_queue() -> usize {
+    200_000
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            max_body_bytes: default_max_body(),
+            max_pending_alerts: default_queue(),
+            auth: None,
+        }
+    }
+}
+
+/// Credentials senders must present on the ingest endpoints.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestAuth {
+    #[serde(default)]
+    pub bearer_tokens: Vec<Secret>,
+    #[serde(default)]
+    pub bearer_token_file: Option<PathBuf>,
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuth>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    pub username: String,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+}
+
+/// Admin API protection. With no token configured the admin API answers loopback clients only.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    #[serde(default)]
+    pub bearer_tokens: Vec<Secret>,
+    #[serde(default)]
+    pub bearer_token_file: Option<PathBuf>,
+}
+
+/// Retry policy of the delivery workers.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// A notification still failing this long after it was queued goes to dead letters.
+    #[serde(default = "default_max_age")]
+    pub max_age: AmDuration,
+    #[serde(default = "default_backoff_initial")]
+    pub backoff_initial: AmDuration,
+    #[serde(default = "default_backoff_max")]
+    pub backoff_max: AmDuration,
+}
+
+fn default_max_age() -> AmDuration {
+    AmDuration::from_secs(6 * 3600)
+}
+fn default_backoff_initial() -> AmDuration {
+    AmDuration(Duration::from_millis(500))
+}
+fn default_backoff_max() -> AmDuration {
+    AmDuration::from_secs(60)
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            max_age: default_max_age(),
+            backoff_initial: default_backoff_initial(),
+            backoff_max: default_backoff_max(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalConfig {
+    #[serde(default = "default_resolve_timeout")]
+    pub resolve_timeout: AmDuration,
+    #[serde(default)]
+    pub smtp_smarthost: Option<String>,
+    #[serde(default)]
+    pub smtp_from: Option<String>,
+    #[serde(default)]
+    pub smtp_hello: Option<String>,
+    #[serde(default)]
+    pub smtp_auth_username: Option<String>,
+    #[serde(default)]
+    pub smtp_auth_password: Option<Secret>,
+    #[serde(default)]
+    pub smtp_auth_password_file: Option<PathBuf>,
+    #[serde(default)]
+    pub smtp_require_tls: Option<bool>,
+    #[serde(default)]
+    pub slack_api_url: Option<Secret>,
+    #[serde(default)]
+    pub slack_api_url_file: Option<PathBuf>,
+}
+
+fn default_resolve_timeout() -> AmDuration {
+    AmDuration::from_secs(300)
+}
+
+impl Default for GlobalConfig {
+    fn default() -> Self {
+        GlobalConfig {
+            resolve_timeout: default_resolve_timeout(),
+            smtp_smarthost: None,
+            smtp_from: None,
+            smtp_hello: None,
+            smtp_auth_username: None,
+            smtp_auth_password: None,
+            smtp_auth_password_file: None,
+            smtp_require_tls: None,
+            slack_api_url: None,
+            slack_api_url_file: None,
+        }
+    }
+}
+
+/// Label matchers written as strings (`severity="critical"`, `env=~"prod|staging"`);
+/// each string may hold several comma-separated matchers.
+#[derive(Debug, Clone, Default)]
+pub struct MatcherStrings(pub Vec<String>, pub Vec<Matcher>);
+
+impl<'de> Deserialize<'de> for MatcherStrings {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = Vec::<String>::deserialize(d)?;
+        let mut ms = Vec::new();
+        for s in &raw {
+            let parsed = parse_matchers(s)
+                .map_err(|e| serde::de::Error::custom(format!("invalid matcher {s:?}: {e}")))?;
+            ms.extend(parsed);
+        }
+        Ok(MatcherStrings(raw, ms))
+    }
+}
+
+impl Serialize for MatcherStrings {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+/// `match_re` values: regexes checked when the config is read.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RegexMap(pub BTreeMap<String, String>);
+
+impl<'de> Deserialize<'de> for RegexMap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let m = BTreeMap::<String, String>::deserialize(d)?;
+        for (k, v) in &m {
+            Matcher::new(k.clone(), MatchType::Regex, v.clone())
+                .map_err(|e| serde::de::Error::custom(format!("match_re {k}: {e}")))?;
+        }
+        Ok(RegexMap(m))
+    }
+}
+
+/// One node of the routing tree (Alertmanager's `route`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    #[serde(default)]
+    pub receiver: Option<Spanned<String>>,
+    #[serde(default)]
+    pub group_by: Option<Vec<String>>,
+    #[serde(default)]
+    pub group_wait: Option<AmDuration>,
+    #[serde(default)]
+    pub group_interval: Option<AmDuration>,
+    #[serde(default)]
+    pub repeat_interval: Option<AmDuration>,
+    #[serde(default)]
+    pub matchers: MatcherStrings,
+    #[serde(default, rename = "match")]
+    pub match_eq: BTreeMap<String, String>,
+    #[serde(default)]
+    pub match_re: RegexMap,
+    #[serde(default, rename = "continue")]
+    pub continue_matching: bool,
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// Token-bucket limit for one integration instance.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub messages: u32,
+    pub per: AmDuration,
+    #[serde(default)]
+    pub burst: Option<u32>,
+}
+
+impl RateLimit {
+    pub fn new(messages: u32, per_secs: u64, burst: u32) -> Self {
+        RateLimit {
+            messages,
+            per: AmDuration::from_secs(per_secs),
+            burst: Some(burst),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiverConfig {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub email_configs: Vec<EmailConfig>,
+    #[serde(default)]
+    pub slack_configs: Vec<SlackConfig>,
+    #[serde(default)]
+    pub webhook_configs: Vec<WebhookConfig>,
+    #[serde(default)]
+    pub log_configs: Vec<LogConfig>,
+}
+
+/// TLS settings for an outgoing connection.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with extra CA certificates to trust (private CA).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub server_name: Option<String>,
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    pub to: String,
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub smarthost: Option<String>,
+    #[serde(default)]
+    pub hello: Option<String>,
+    #[serde(default)]
+    pub auth_username: Option<String>,
+    #[serde(default)]
+    pub auth_password: Option<Secret>,
+    #[serde(default)]
+    pub auth_password_file: Option<PathBuf>,
+    #[serde(default)]
+    pub require_tls: Option<bool>,
+    #[serde(default)]
+    pub force_implicit_tls: Option<bool>,
+    #[serde(default)]
+    pub tls_config: TlsConfig,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub subject: Option<String>,
+    #[serde(default)]
+    pub html: Option<String>,
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub send_resolved: bool,
+    #[serde(default)]
+    pub timeout: Option<AmDuration>,
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    #[serde(default)]
+    pub api_url: Option<Secret>,
+    #[serde(default)]
+    pub api_url_file: Option<PathBuf>,
+    #[serde(default)]
+    pub channel: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub icon_emoji: Option<String>,
+    #[serde(default)]
+    pub icon_url: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub title_link: Option<String>,
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub send_resolved: bool,
+    #[serde(default)]
+    pub timeout: Option<AmDuration>,
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    #[serde(default)]
+    pub url: Option<Secret>,
+    #[serde(default)]
+    pub url_file: Option<PathBuf>,
+    #[serde(default)]
+    pub max_alerts: usize,
+    #[serde(default)]
+    pub timeout: Option<AmDuration>,
+    #[serde(default = "yes")]
+    pub send_resolved: bool,
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    #[serde(default = "yes")]
+    pub send_resolved: bool,
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl Config {
+    /// Read, expand and validate a configuration file.
+    pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: name.clone(),
+            line: None,
+            column: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::load_str(&text, &name, base)
+    }
+
+    /// Parse configuration text. `file` names it in errors; relative `*_file` paths are
+    /// resolved against `base_dir`.
+    pub fn load_str(text: &str, file: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+        let err = |line: Option<u64>, column: Option<u64>, message: String| ConfigError {
+            file: file.to_string(),
+            line,
+            column,
+            message,
+        };
+        let expanded = expand_env(text).map_err(|(line, msg)| err(Some(line), None, msg))?;
+        let mut cfg: Config = serde_saphyr::from_str(&expanded).map_err(|e| {
+            let loc = e.location();
+            let message = e.to_string();
+            // serde-saphyr already prefixes some messages with the position; keep it short.
+            err(loc.map(|l| l.line()), loc.map(|l| l.column()), message)
+        })?;
+        cfg.resolve(base_dir)
+            .map_err(|(loc, message)| err(loc.map(|l| l.0), loc.map(|l| l.1), message))?;
+        Ok(cfg)
+    }
+
+    /// The embedded default configuration.
+    pub fn default_embedded() -> Result<Config, ConfigError> {
+        Config::load_str(
+            DEFAULT_CONFIG,
+            "<embedded config/alert-router.yml>",
+            Path::new("."),
+        )
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        // validated in resolve()
+        self.listen
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 9095)))
+    }
+
+    pub fn external_url(&self) -> String {
+        match &self.external_url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    pub fn receiver(&self, name: &str) -> Option<&ReceiverConfig> {
+        self.receivers.iter().find(|r| r.name.value == name)
+    }
+
+    /// Fill defaults from `global`, read `*_file` secrets and check cross references.
+    fn resolve(&mut self, base: &Path) -> Result<(), (Option<(u64, u64)>, String)> {
+        let at = |s: &Spanned<String>| Some((s.referenced.line(), s.referenced.column()));
+        let read = |p: &Path, what: &str| -> Result<Secret, (Option<(u64, u64)>, String)> {
+            let full = if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            };
+            std::fs::read_to_string(&full)
+                .map(|s| Secret::new(s.trim()))
+                .map_err(|e| (None, format!("{what}: cannot read {}: {e}", full.display())))
+        };
+        self.listen.parse::<SocketAddr>().map_err(|e| {
+            (
+                None,
+                format!("listen: {:?} is not host:port ({e})", self.listen),
+            )
+        })?;
+        if let Some(u) = &self.external_url {
+            check_url(u).map_err(|m| (None, format!("external_url: {m}")))?;
+        }
+        if self.storage.retention.0.is_zero() {
+            return Err((None, "storage.retention: must be greater than 0".into()));
+        }
+        if self.ingest.max_body_bytes < 1024 {
+            return Err((None, "ingest.max_body_bytes: must be at least 1024".into()));
+        }
+        if let Some(auth) = &mut self.ingest.auth {
+            if let Some(p) = auth.bearer_token_file.take() {
+                auth.bearer_tokens
+                    .push(read(&p, "ingest.auth.bearer_token_file")?);
+            }
+            if let Some(b) = &mut auth.basic_auth {
+                if let Some(p) = b.password_file.take() {
+                    b.password = Some(read(&p, "ingest.auth.basic_auth.password_file")?);
+                }
+                if b.password.is_none() {
+                    return Err((
+                        None,
+                        "ingest.auth.basic_auth: password or password_file required".into(),
+                    ));
+                }
+            }
+            if auth.bearer_tokens.iter().any(Secret::is_empty) {
+                return Err((None, "ingest.auth.bearer_tokens: empty token".into()));
+            }
+            if auth.bearer_tokens.is_empty() && auth.basic_auth.is_none() {
+                return Err((
+                    None,
+                    "ingest.auth: set bearer_tokens, bearer_token_file or basic_auth".into(),
+                ));
+            }
+        }
+        if let Some(p) = self.admin.bearer_token_file.take() {
+            self.admin
+                .bearer_tokens
+                .push(read(&p, "admin.bearer_token_file")?);
+        }
+        if self.admin.bearer_tokens.iter().any(Secret::is_empty) {
+            return Err((None, "admin.bearer_tokens: empty token".into()));
+        }
+        let g = &mut self.global;
+        if let Some(p) = g.smtp_auth_password_file.take() {
+            g.smtp_auth_password = Some(read(&p, "global.smtp_auth_password_file")?);
+        }
+        if let Some(p) = g.slack_api_url_file.take() {
+            g.slack_api_url = Some(read(&p, "global.slack_api_url_file")?);
+        }
+        let g = self.global.clone();
+
+        // Receivers: unique names, one resolved set of settings per integration.
+        let mut names = BTreeSet::new();
+        for r in &mut self.receivers {
+            let rname = r.name.value.clone();
+            if rname.is_empty() {
+                return Err((at(&r.name), "receivers[].name: must not be empty".into()));
+            }
+            if !names.insert(rname.clone()) {
+                return Err((
+                    at(&r.name),
+                    format!("receivers: duplicate receiver name {rname:?}"),
+                ));
+            }
+            let ctx = |i: usize, kind: &str, m: String| {
+                (at(&r.name), format!("receiver {rname:?} {kind}[{i}]: {m}"))
+            };
+            for (i, e) in r.email_configs.iter_mut().enumerate() {
+                let c = |m: String| ctx(i, "email_configs", m);
+                if e.to.trim().is_empty() {
+                    return Err(c("to: required".into()));
+                }
+                e.from = e.from.take().or_else(|| g.smtp_from.clone());
+                if e.from.as_deref().is_none_or(str::is_empty) {
+                    return Err(c("from: required (here or as global.smtp_from)".into()));
+                }
+                e.smarthost = e.smarthost.take().or_else(|| g.smtp_smarthost.clone());
+                match e.smarthost.as_deref().map(split_host_port) {
+                    Some(Some(_)) => {}
+                    _ => {
+                        return Err(c(
+                            "smarthost: required as host:port (here or as global.smtp_smarthost)"
+                                .into(),
+                        ))
+                    }
+                }
+                e.hello = e.hello.take().or_else(|| g.smtp_hello.clone());
+                e.auth_username = e
+                    .auth_username
+                    .take()
+                    .or_else(|| g.smtp_auth_username.clone());
+                if let Some(p) = e.auth_password_file.take() {
+                    e.auth_password =
+                        Some(read(&p, "email_configs.auth_password_file").map_err(|x| c(x.1))?);
+                }
+                e.auth_password = e
+                    .auth_password
+                    .take()
+                    .or_else(|| g.smtp_auth_password.clone());
+                e.require_tls = Some(e.require_tls.or(g.smtp_require_tls).unwrap_or(true));
+                for t in [&e.subject, &e.html, &e.text].into_iter().flatten() {
+                    check_template(t).map_err(c)?;
+                }
+                if let Some(rl) = &e.rate_limit {
+                    check_rate_limit(rl).map_err(c)?;
+                }
+            }
+            for (i, s) in r.slack_configs.iter_mut().enumerate() {
+                let c = |m: String| ctx(i, "slack_configs", m);
+                if let Some(p) = s.api_url_file.take() {
+                    s.api_url = Some(read(&p, "slack_configs.api_url_file").map_err(|x| c(x.1))?);
+                }
+                s.api_url = s.api_url.take().or_else(|| g.slack_api_url.clone());
+                match &s.api_url {
+                    Some(u) => check_url(u.expose()).map_err(|m| c(format!("api_url: {m}")))?,
+                    None => {
+                        return Err(c(
+                            "api_url: required (api_url, api_url_file or global.slack_api_url)"
+                                .into(),
+                        ))
+                    }
+                }
+                for t in [&s.title, &s.text].into_iter().flatten() {
+                    check_template(t).map_err(c)?;
+                }
+                if let Some(rl) = &s.rate_limit {
+                    check_rate_limit(rl).map_err(c)?;
+                }
+            }
+            for (i, w) in r.webhook_configs.iter_mut().enumerate() {
+                let c = |m: String| ctx(i, "webhook_configs", m);
+                match (&w.url, w.url_file.take()) {
+                    (Some(_), Some(_)) => return Err(c("set only one of url and url_file".into())),
+                    (None, Some(p)) => {
+                        w.url = Some(read(&p, "webhook_configs.url_file").map_err(|x| c(x.1))?)
+                    }
+                    (None, None) => {
+                        return Err(c("url: one of url or url_file is required".into()))
+                    }
+                    (Some(_), None) => {}
+                }
+                if let Some(u) = &w.url {
+                    check_url(u.expose()).map_err(|m| c(format!("url: {m}")))?;
+                }
+                if let Some(rl) = &w.rate_limit {
+                    check_rate_limit(rl).map_err(c)?;
+                }
+            }
+            for (i, l) in r.log_configs.iter().enumerate() {
+                if let Some(rl) = &l.rate_limit {
+                    check_rate_limit(rl).map_err(|m| ctx(i, "log_configs", m))?;
+                }
+            }
+        }
+
+        // Route tree.
+        let root = &self.route;
+        let Some(recv) = &root.receiver else {
+            return Err((
+                None,
+                "route.receiver: the root route must name a receiver".into(),
+            ));
+        };
+        let _ = recv;
+        if !root.matchers.1.is_empty() || !root.match_eq.is_empty() || !root.match_re.0.is_empty() {
+            return Err((None, "route: the root route must not have matchers".into()));
+        }
+        if root.continue_matching {
+            return Err((None, "route: the root route must not set continue".into()));
+        }
+        check_route(root, "route", &names)?;
+        Ok(())
+    }
+}
+
+fn check_route(
+    r: &RouteConfig,
+    path: &str,
+    receivers: &BTreeSet<String>,
+) -> Result<(), (Option<(u64, u64)>, String)> {
+    if let Some(recv) = &r.receiver {
+        if !receivers.contains(&recv.value) {
+            return Err((
+                Some((recv.referenced.line(), recv.referenced.column())),
+                format!(
+                    "{path}.receiver: undefined receiver {:?} (known: {})",
+                    recv.value,
+                    receivers.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
+    if let Some(gb) = &r.group_by {
+        let mut seen = BTreeSet::new();
+        for l in gb {
+            if l == "..." && gb.len() > 1 {
+                return Err((
+                    None,
+                    format!("{path}.group_by: '...' must be the only entry"),
+                ));
+            }
+            if !seen.insert(l) {
+                return Err((None, format!("{path}.group_by: duplicate label {l:?}")));
+            }
+            if l.is_empty() {
+                return Err((None, format!("{path}.group_by: empty label name")));
+            }
+        }
+    }
+    for (name, d) in [
+        ("group_interval", r.group_interval),
+        ("repeat_interval", r.repeat_interval),
+    ] {
+        if d.is_some_and(|d| d.0.is_zero()) {
+            return Err((None, format!("{path}.{name}: must be greater than 0")));
+        }
+    }
+    for (i, child) in r.routes.iter().enumerate() {
+        check_route(child, &format!("{path}.routes[{i}]"), receivers)?;
+    }
+    Ok(())
+}
+
+fn check_rate_limit(rl: &RateLimit) -> Result<(), String> {
+    if rl.messages == 0 || rl.per.0.is_zero() || rl.burst == Some(0) {
+        return Err("rate_limit: messages, per and burst must be greater than 0".into());
+    }
+    Ok(())
+}
+
+fn check_template(t: &str) -> Result<(), String> {
+    crate::template::check(t).map_err(|e| format!("template error: {e}"))
+}
+
+/// Only http(s) URLs with a host are accepted as destinations.
+pub fn check_url(u: &str) -> Result<(), String> {
+    match reqwest::Url::parse(u) {
+        Ok(url) if (url.scheme() == "http" || url.scheme() == "https") && url.host().is_some() => {
+            Ok(())
+        }
+        Ok(_) => Err("must be an http:// or https:// URL with a host".into()),
+        Err(e) => Err(format!("not a valid URL ({e})")),
+    }
+}
+
+/// Split `host:port` (IPv6 as `[::1]:25`).
+pub fn split_host_port(s: &str) -> Option<(String, u16)> {
+    let (host, port) = s.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return None;
+    }
+    Some((host.to_string(), port))
+}
+
+/// Expand `${NAME}` from the environment (`$$` is a literal `$`). An unset variable is an
+/// error naming it and its line, so a typo never silently becomes an empty password.
+pub fn expand_env(text: &str) -> Result<String, (u64, String)> {
+    let mut out = String::with_capacity(text.len());
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        let mut rest = line;
+        while let Some(i) = rest.find('$') {
+            out.push_str(&rest[..i]);
+            let after = &rest[i + 1..];
+            if let Some(stripped) = after.strip_prefix('$') {
+                out.push('$');
+                rest = stripped;
+            } else if let Some(body) = after.strip_prefix('{') {
+                let Some(end) = body.find('}') else {
+                    return Err((n as u64 + 1, "unterminated ${...} reference".into()));
+                };
+                let name = &body[..end];
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Err((
+                        n as u64 + 1,
+                        format!("invalid environment variable name {name:?} in ${{...}}"),
+                    ));
+                }
+                let val = std::env::var(name).map_err(|_| {
+                    (
+                        n as u64 + 1,
+                        format!("environment variable {name} is not set"),
+                    )
+                })?;
+                out.push_str(&val);
+                rest = &body[end + 1..];
+            } else {
+                out.push('$');
+                rest = after;
+            }
+        }
+        out.push_str(rest);
+    }
+    Ok(out)
+}

@@ -1,0 +1,577 @@
+//! The dispatcher: routes stored alerts into aggregation groups, runs their timers
+//! (`group_wait`, `group_interval`), and at each flush applies the notification-log rules
+//! per integration, queueing notifications durably before any worker sees them.
+//!
+//! One task owns all groups, so there are no locks on the hot path; timers are a sorted
+//! set of deadlines. Group deadlines and the notification log live in the store, so a
+//! restart neither re-waits `group_wait` nor repeats a notification.
+
+pub mod nflog;
+
+use crate::alert::{
+    notification_order, now, Alert, Fingerprint, LabelSet, WebhookAlert, WebhookMessage,
+};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::notify::Hub;
+use crate::route::Route;
+use crate::store::{
+    keys, Commit, DeliveryState, DispatchOp, GroupState, NflogEntry, Notification, Store,
+};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Routing state derived from one configuration.
+pub struct Routing {
+    pub config: Arc<Config>,
+    pub root: Route,
+    direct: HashMap<String, Route>,
+    /// receiver → its integrations as (kind, index).
+    integrations: HashMap<String, Vec<(&'static str, usize)>>,
+    external_url: String,
+    message_host: String,
+}
+
+impl Routing {
+    pub fn new(config: Arc<Config>) -> Self {
+        let root = Route::from_config(&config.route);
+        let mut direct = HashMap::new();
+        let mut integrations = HashMap::new();
+        for r in &config.receivers {
+            let name = r.name.value.clone();
+            direct.insert(name.clone(), Route::direct(&root, &name));
+            let mut v: Vec<(&'static str, usize)> = Vec::new();
+            v.extend((0..r.email_configs.len()).map(|i| ("email", i)));
+            v.extend((0..r.slack_configs.len()).map(|i| ("slack", i)));
+            v.extend((0..r.webhook_configs.len()).map(|i| ("webhook", i)));
+            v.extend((0..r.log_configs.len()).map(|i| ("log", i)));
+            integrations.insert(name, v);
+        }
+        let external_url = config.external_url();
+        let message_host = reqwest::Url::parse(&external_url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_else(|| "alert-router".to_string());
+        Routing {
+            config,
+            root,
+            direct,
+            integrations,
+            external_url,
+            message_host,
+        }
+    }
+
+    pub fn has_receiver(&self, name: &str) -> bool {
+        self.direct.contains_key(name)
+    }
+
+    /// Routes an alert is delivered through.
+    pub fn routes_for(&self, a: &Alert) -> Vec<&Route> {
+        let mut out = if a.targets.routed {
+            self.root.match_labels(&a.labels)
+        } else {
+            Vec::new()
+        };
+        out.extend(
+            a.targets
+                .receivers
+                .iter()
+                .filter_map(|r| self.direct.get(r)),
+        );
+        out
+    }
+}
+
+/// One aggregation group.
+struct Group {
+    key: String,
+    labels: LabelSet,
+    receiver: String,
+    route_id: String,
+    group_interval: Duration,
+    repeat_interval: Duration,
+    alerts: BTreeMap<Fingerprint, Alert>,
+    next_flush: OffsetDateTime,
+    last_flush: Option<OffsetDateTime>,
+}
+
+/// What the admin API shows about a group.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupView {
+    pub id: String,
+    #[serde(rename = "groupKey")]
+    pub group_key: String,
+    pub receiver: String,
+    pub route: String,
+    pub labels: LabelSet,
+    pub alerts: Vec<String>,
+    pub firing: usize,
+    pub resolved: usize,
+    #[serde(with = "time::serde::rfc3339")]
+    pub next_flush: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_flush: Option<OffsetDateTime>,
+}
+
+enum Msg {
+    Alerts(Vec<Alert>),
+    Reload(Arc<Routing>, oneshot::Sender<()>),
+    Groups(oneshot::Sender<Vec<GroupView>>),
+}
+
+/// Handle to the dispatcher task.
+#[derive(Clone)]
+pub struct DispatcherHandle {
+    tx: mpsc::UnboundedSender<Msg>,
+    alive: watch::Receiver<bool>,
+}
+
+impl DispatcherHandle {
+    /// Feed durably stored alerts.
+    pub fn alerts(&self, alerts: Vec<Alert>) {
+        let _ = self.tx.send(Msg::Alerts(alerts));
+    }
+
+    /// Swap the routing (config reload); groups are rebuilt from the store.
+    pub async fn reload(&self, routing: Arc<Routing>) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Reload(routing, tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    pub async fn groups(&self) -> Vec<GroupView> {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Groups(tx)).is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    pub fn running(&self) -> bool {
+        *self.alive.borrow()
+    }
+}
+
+pub struct Dispatcher {
+    rx: mpsc::UnboundedReceiver<Msg>,
+    store: Store,
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+    routing: Arc<Routing>,
+    groups: HashMap<String, Group>,
+    timers: BTreeSet<(OffsetDateTime, String)>,
+    persisted: HashMap<String, GroupState>,
+    gauges_updated: std::time::Instant,
+}
+
+impl Dispatcher {
+    /// Rebuild groups from the store and start the dispatcher task.
+    pub fn start(
+        store: Store,
+        hub: Arc<Hub>,
+        metrics: Arc<Metrics>,
+        routing: Arc<Routing>,
+    ) -> Result<(DispatcherHandle, tokio::task::JoinHandle<()>), crate::store::StoreError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (alive_tx, alive) = watch::channel(true);
+        let mut d = Dispatcher {
+            rx,
+            persisted: store.group_states()?,
+            store,
+            hub,
+            metrics,
+            routing,
+            groups: HashMap::new(),
+            timers: BTreeSet::new(),
+            gauges_updated: std::time::Instant::now(),
+        };
+        d.rebuild()?;
+        let join = tokio::spawn(async move {
+            d.run().await;
+            let _ = alive_tx.send(false);
+        });
+        Ok((DispatcherHandle { tx, alive }, join))
+    }
+
+    fn rebuild(&mut self) -> Result<(), crate::store::StoreError> {
+        self.groups.clear();
+        self.timers.clear();
+        for a in self.store.all_alerts()? {
+            self.insert(a, true);
+        }
+        self.update_gauges();
+        tracing::info!(
+            groups = self.groups.len(),
+            "aggregation groups rebuilt from the store"
+        );
+        Ok(())
+    }
+
+    async fn run(&mut self) {
+        loop {
+            let next = self.timers.first().map(|(t, _)| *t);
+            let sleep = match next {
+                Some(t) => {
+                    let d = t - now();
+                    Duration::try_from(d).unwrap_or(Duration::ZERO)
+                }
+                None => Duration::from_secs(3600),
+            };
+            tokio::select! {
+                msg = self.rx.recv() => match msg {
+                    None => return,
+                    Some(Msg::Alerts(alerts)) => {
+                        for a in alerts {
+                            self.insert(a, false);
+                        }
+                        if self.gauges_updated.elapsed() > Duration::from_secs(1) {
+                            self.update_gauges();
+                        }
+                    }
+                    Some(Msg::Reload(routing, done)) => {
+                        self.routing = routing;
+                        self.persisted = self.store.group_states().unwrap_or_default();
+                        if let Err(e) = self.rebuild() {
+                            tracing::error!(error = %e, "rebuilding groups after reload failed");
+                        }
+                        let _ = done.send(());
+                    }
+                    Some(Msg::Groups(reply)) => {
+                        let _ = reply.send(self.views());
+                    }
+                },
+                _ = tokio::time::sleep(sleep), if next.is_some() => {
+                    self.flush_due().await;
+                }
+            }
+        }
+    }
+
+    /// Put an alert into every group its routes lead to.
+    fn insert(&mut self, a: Alert, from_store: bool) {
+        let routing = self.routing.clone();
+        let t = now();
+        for route in routing.routes_for(&a) {
+            let labels = route.group_labels(&a.labels);
+            let id = route.group_id(&labels);
+            if !self.groups.contains_key(&id) {
+                let persisted = self.persisted.get(&id);
+                if a.resolved_at(t) {
+                    // A resolved alert only (re)creates a group on restart when that group
+                    // still owes a notification for it.
+                    let owed = from_store
+                        && persisted.is_some_and(|p| {
+                            p.last_flush
+                                .is_none_or(|l| a.ends_at.is_some_and(|e| e > l))
+                        });
+                    if !owed {
+                        continue;
+                    }
+                }
+                // Alertmanager: a group created by an alert that started more than
+                // group_wait ago flushes at once (no re-waiting after restarts).
+                let gw = time::Duration::try_from(route.group_wait).unwrap_or(time::Duration::ZERO);
+                let next_flush = match persisted {
+                    Some(p) => p.next_flush,
+                    None if a.starts_at + gw < a.received_at => a.received_at,
+                    None => a.received_at + gw,
+                };
+                let g = Group {
+                    key: route.group_key(&labels),
+                    labels,
+                    receiver: route.receiver.clone(),
+                    route_id: route.id.clone(),
+                    group_interval: route.group_interval,
+                    repeat_interval: route.repeat_interval,
+                    alerts: BTreeMap::new(),
+                    next_flush,
+                    last_flush: persisted.and_then(|p| p.last_flush),
+                };
+                self.timers.insert((next_flush, id.clone()));
+                self.groups.insert(id.clone(), g);
+            }
+            if let Some(g) = self.groups.get_mut(&id) {
+                g.alerts.insert(a.fingerprint, a.clone());
+            }
+        }
+    }
+
+    fn update_gauges(&mut self) {
+        let t = now();
+        let mut firing = BTreeSet::new();
+        for g in self.groups.values() {
+            firing.extend(
+                g.alerts
+                    .values()
+                    .filter(|a| !a.resolved_at(t))
+                    .map(|a| a.fingerprint),
+            );
+        }
+        self.metrics.alerts_active.set(firing.len() as i64);
+        self.metrics.groups.set(self.groups.len() as i64);
+        self.gauges_updated = std::time::Instant::now();
+    }
+
+    fn views(&self) -> Vec<GroupView> {
+        let t = now();
+        let mut v: Vec<GroupView> = self
+            .groups
+            .iter()
+            .map(|(id, g)| GroupView {
+                id: id.clone(),
+                group_key: g.key.clone(),
+                receiver: g.receiver.clone(),
+                route: g.route_id.clone(),
+                labels: g.labels.clone(),
+                alerts: g.alerts.keys().map(|f| f.to_string()).collect(),
+                firing: g.alerts.values().filter(|a| !a.resolved_at(t)).count(),
+                resolved: g.alerts.values().filter(|a| a.resolved_at(t)).count(),
+                next_flush: g.next_flush,
+                last_flush: g.last_flush,
+            })
+            .collect();
+        v.sort_by(|a, b| (&a.receiver, &a.group_key).cmp(&(&b.receiver, &b.group_key)));
+        v
+    }
+
+    /// Flush every group whose deadline has passed, with one durable commit for all.
+    async fn flush_due(&mut self) {
+        let t = now();
+        let due: Vec<(OffsetDateTime, String)> = self
+            .timers
+            .iter()
+            .take_while(|(d, _)| *d <= t)
+            .cloned()
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let mut commit = Commit::default();
+        let mut queued: Vec<Notification> = Vec::new();
+        let mut purges: Vec<(String, Vec<(Fingerprint, OffsetDateTime)>)> = Vec::new();
+        let routing = self.routing.clone();
+        for entry in &due {
+            self.timers.remove(entry);
+            let id = &entry.1;
+            let Some(g) = self.groups.get_mut(id) else {
+                continue;
+            };
+            match flush_group(
+                id,
+                g,
+                &routing,
+                &self.store,
+                &self.hub,
+                &self.metrics,
+                t,
+                &mut commit,
+                &mut queued,
+            ) {
+                Ok(purge) => purges.push((id.clone(), purge)),
+                Err(e) => {
+                    tracing::error!(group = %g.key, error = %e, "flush failed; retrying shortly");
+                    g.next_flush = t + time::Duration::seconds(5);
+                    self.timers.insert((g.next_flush, id.clone()));
+                }
+            }
+        }
+        if let Err(e) = self.store.commit(commit).await {
+            tracing::error!(error = %e, "cannot store flushed notifications; retrying shortly");
+            for (id, _) in purges {
+                if let Some(g) = self.groups.get_mut(&id) {
+                    g.next_flush = t + time::Duration::seconds(5);
+                    self.timers.insert((g.next_flush, id.clone()));
+                }
+            }
+            return;
+        }
+        for n in queued {
+            let key = n.worker_key();
+            if !self.hub.enqueue(n) {
+                tracing::warn!(worker = %key, "no delivery worker for queued notification; it stays in the store");
+            }
+        }
+        for (id, purge) in purges {
+            let Some(g) = self.groups.get_mut(&id) else {
+                continue;
+            };
+            for (fp, updated) in purge {
+                if g.alerts.get(&fp).is_some_and(|a| a.updated_at == updated) {
+                    g.alerts.remove(&fp);
+                }
+            }
+            if g.alerts.is_empty() {
+                self.groups.remove(&id);
+                self.persisted.remove(&id);
+            } else {
+                self.timers.insert((g.next_flush, id.clone()));
+            }
+        }
+        self.update_gauges();
+    }
+}
+
+/// Build the notifications one group owes at `t`; returns the resolved alerts to purge
+/// once the commit is durable.
+#[allow(clippy::too_many_arguments)]
+fn flush_group(
+    id: &str,
+    g: &mut Group,
+    routing: &Routing,
+    store: &Store,
+    hub: &Hub,
+    metrics: &Metrics,
+    t: OffsetDateTime,
+    commit: &mut Commit,
+    queued: &mut Vec<Notification>,
+) -> Result<Vec<(Fingerprint, OffsetDateTime)>, crate::store::StoreError> {
+    let mut alerts: Vec<&Alert> = g.alerts.values().collect();
+    alerts.sort_by(|a, b| notification_order(&a.labels, &b.labels));
+    let firing: BTreeSet<u64> = alerts
+        .iter()
+        .filter(|a| !a.resolved_at(t))
+        .map(|a| a.fingerprint.0)
+        .collect();
+    let resolved: BTreeSet<u64> = alerts
+        .iter()
+        .filter(|a| a.resolved_at(t))
+        .map(|a| a.fingerprint.0)
+        .collect();
+    let cfg = &routing.config;
+    let retention = cfg.storage.retention.0;
+    for &(kind, index) in routing
+        .integrations
+        .get(&g.receiver)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+    {
+        let wkey = crate::store::worker_key(&g.receiver, kind, index);
+        let send_resolved = hub.send_resolved(&wkey);
+        let nkey = keys::nflog(&g.receiver, kind, index, &g.key);
+        let entry = store.nflog(&nkey)?;
+        let Some(reason) = nflog::needs_update(
+            entry.as_ref(),
+            &firing,
+            &resolved,
+            send_resolved,
+            g.repeat_interval,
+            t,
+        ) else {
+            metrics
+                .dedup_suppressed
+                .get_or_create(&crate::metrics::integration_labels(&g.receiver, kind))
+                .inc();
+            continue;
+        };
+        let expiry = retention
+            .min(g.repeat_interval * 2)
+            .max(g.group_interval * 2);
+        let mut new_entry = NflogEntry {
+            firing: firing.iter().copied().collect(),
+            resolved: resolved.iter().copied().collect(),
+            timestamp: Some(t),
+            thread_root: None,
+            thread_last: None,
+            expires_at: Some(t + time::Duration::try_from(expiry).unwrap_or(time::Duration::DAY)),
+        };
+        let continuing = entry.as_ref().is_some_and(|e| !e.firing.is_empty());
+        if continuing {
+            new_entry.thread_root = entry.as_ref().and_then(|e| e.thread_root.clone());
+            new_entry.thread_last = entry.as_ref().and_then(|e| e.thread_last.clone());
+        }
+        let wire: Vec<WebhookAlert> = alerts
+            .iter()
+            .filter(|a| send_resolved || !a.resolved_at(t))
+            .map(|a| WebhookAlert::from_alert(a, t))
+            .collect();
+        if wire.is_empty() {
+            // Nothing to say (only resolved alerts, send_resolved off): record the state so
+            // the next firing starts a new episode, as Alertmanager does.
+            commit.dispatch.push(DispatchOp::PutNflog(nkey, new_entry));
+            continue;
+        }
+        let nid = store.next_id()?;
+        let digest = Sha256::digest(g.key.as_bytes());
+        let message_id = format!(
+            "<{}.{}@{}>",
+            hex::encode(&digest[..8]),
+            nid,
+            routing.message_host
+        );
+        let in_reply_to = new_entry.thread_root.clone();
+        let references: Vec<String> = match (&new_entry.thread_root, &new_entry.thread_last) {
+            (Some(r), Some(l)) if r != l => vec![r.clone(), l.clone()],
+            (Some(r), _) => vec![r.clone()],
+            _ => Vec::new(),
+        };
+        if new_entry.thread_root.is_none() {
+            new_entry.thread_root = Some(message_id.clone());
+        }
+        new_entry.thread_last = Some(message_id.clone());
+        let message = WebhookMessage::new(
+            &g.receiver,
+            wire,
+            g.labels.clone(),
+            &routing.external_url,
+            &g.key,
+            reason,
+        );
+        let n = Notification {
+            id: nid,
+            receiver: g.receiver.clone(),
+            integration: kind.to_string(),
+            index,
+            group_key: g.key.clone(),
+            state: DeliveryState::Pending,
+            created_at: t,
+            updated_at: t,
+            delivered_at: None,
+            attempts: 0,
+            last_error: None,
+            message_id,
+            in_reply_to,
+            references,
+            test: false,
+            message,
+        };
+        tracing::debug!(group = %g.key, worker = %wkey, reason, "notification queued");
+        metrics
+            .notifications_queued
+            .get_or_create(&crate::metrics::integration_labels(&g.receiver, kind))
+            .inc();
+        commit.dispatch.push(DispatchOp::PutNflog(nkey, new_entry));
+        commit
+            .dispatch
+            .push(DispatchOp::PutNotification(Box::new(n.clone())));
+        queued.push(n);
+    }
+    g.last_flush = Some(t);
+    g.next_flush = t + time::Duration::try_from(g.group_interval).unwrap_or(time::Duration::MINUTE);
+    let purge: Vec<(Fingerprint, OffsetDateTime)> = g
+        .alerts
+        .values()
+        .filter(|a| a.resolved_at(t))
+        .map(|a| (a.fingerprint, a.updated_at))
+        .collect();
+    if purge.len() == g.alerts.len() {
+        commit.dispatch.push(DispatchOp::DelGroup(id.to_string()));
+    } else {
+        commit.dispatch.push(DispatchOp::PutGroup(
+            id.to_string(),
+            GroupState {
+                group_key: g.key.clone(),
+                receiver: g.receiver.clone(),
+                next_flush: g.next_flush,
+                last_flush: g.last_flush,
+            },
+        ));
+    }
+    Ok(purge)
+}

@@ -1,0 +1,131 @@
+//! Alertmanager's notification-log rules (`DedupStage.needsUpdate`): decide whether a
+//! flush of a group must notify one integration, and why.
+
+use crate::store::NflogEntry;
+use std::collections::BTreeSet;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+pub const FIRST: &str = "first notification";
+pub const NEW_ALERTS: &str = "new alerts added";
+pub const SOME_RESOLVED: &str = "some alerts resolved";
+pub const ALL_RESOLVED: &str = "all alerts resolved";
+pub const REPEAT: &str = "repeat interval elapsed";
+
+/// `Some(reason)` when a notification is due, `None` when the last one still stands.
+pub fn needs_update(
+    entry: Option<&NflogEntry>,
+    firing: &BTreeSet<u64>,
+    resolved: &BTreeSet<u64>,
+    send_resolved: bool,
+    repeat_interval: Duration,
+    now: OffsetDateTime,
+) -> Option<&'static str> {
+    let Some(e) = entry else {
+        return (!firing.is_empty()).then_some(FIRST);
+    };
+    let last_firing: BTreeSet<u64> = e.firing.iter().copied().collect();
+    if !firing.is_subset(&last_firing) {
+        return Some(if last_firing.is_empty() {
+            FIRST
+        } else {
+            NEW_ALERTS
+        });
+    }
+    if firing.is_empty() {
+        return (!last_firing.is_empty()).then_some(ALL_RESOLVED);
+    }
+    let last_resolved: BTreeSet<u64> = e.resolved.iter().copied().collect();
+    if send_resolved && !resolved.is_subset(&last_resolved) {
+        return Some(SOME_RESOLVED);
+    }
+    match e.timestamp {
+        Some(t) if t >= now - repeat_interval => None,
+        _ => Some(REPEAT),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(v: &[u64]) -> BTreeSet<u64> {
+        v.iter().copied().collect()
+    }
+
+    fn entry(
+        firing: &[u64],
+        resolved: &[u64],
+        ago: Option<i64>,
+        now: OffsetDateTime,
+    ) -> NflogEntry {
+        NflogEntry {
+            firing: firing.to_vec(),
+            resolved: resolved.to_vec(),
+            timestamp: ago.map(|m| now - time::Duration::minutes(m)),
+            ..Default::default()
+        }
+    }
+
+    /// Upstream TestDedupStageNeedsUpdate vectors (repeat = 10m).
+    #[test]
+    fn alertmanager_vectors() {
+        let now = OffsetDateTime::now_utc();
+        let r = Duration::from_secs(600);
+        assert_eq!(
+            needs_update(None, &set(&[2, 3, 4]), &set(&[]), false, r, now),
+            Some(FIRST)
+        );
+        assert_eq!(
+            needs_update(None, &set(&[]), &set(&[1]), true, r, now),
+            None
+        );
+        let e = entry(&[1, 2, 3], &[], Some(1), now);
+        assert_eq!(
+            needs_update(Some(&e), &set(&[2, 3, 4]), &set(&[]), false, r, now),
+            Some(NEW_ALERTS)
+        );
+        let e = entry(&[1, 2, 3], &[], None, now);
+        assert_eq!(
+            needs_update(Some(&e), &set(&[1, 2, 3]), &set(&[]), false, r, now),
+            Some(REPEAT)
+        );
+        let e = entry(&[1, 2, 3], &[], Some(9), now);
+        assert_eq!(
+            needs_update(Some(&e), &set(&[1, 2, 3]), &set(&[]), false, r, now),
+            None
+        );
+        let e = entry(&[1, 2, 3], &[], Some(11), now);
+        assert_eq!(
+            needs_update(Some(&e), &set(&[1, 2, 3]), &set(&[]), false, r, now),
+            Some(REPEAT)
+        );
+        let e = entry(&[], &[1, 2, 3], Some(11), now);
+        assert_eq!(
+            needs_update(Some(&e), &set(&[]), &set(&[3, 4, 5]), true, r, now),
+            None
+        );
+        let e = entry(&[1, 2], &[3], Some(1), now);
+        assert_eq!(
+            needs_update(Some(&e), &set(&[1]), &set(&[2, 3]), false, r, now),
+            None
+        );
+        assert_eq!(
+            needs_update(Some(&e), &set(&[1]), &set(&[2, 3]), true, r, now),
+            Some(SOME_RESOLVED)
+        );
+        assert_eq!(
+            needs_update(Some(&e), &set(&[]), &set(&[1, 2, 3]), false, r, now),
+            Some(ALL_RESOLVED)
+        );
+        assert_eq!(
+            needs_update(Some(&e), &set(&[]), &set(&[1, 2, 3]), true, r, now),
+            Some(ALL_RESOLVED)
+        );
+        let e = entry(&[], &[1], Some(1), now);
+        assert_eq!(
+            needs_update(Some(&e), &set(&[1]), &set(&[]), false, r, now),
+            Some(FIRST)
+        );
+    }
+}

@@ -1,0 +1,326 @@
+//! Admin API (`/admin/v1/*`, JSON): alerts, groups, notifications (history, dead letters,
+//! replay), receivers (queue depth, limiter, last success/error, test send), status and
+//! config reload.
+
+use super::ApiError;
+use crate::alert::{format_time, now, Alert, Fingerprint, LabelSet, Status};
+use crate::matcher::parse_matchers;
+use crate::store::{Commit, DeliveryState, DispatchOp};
+use crate::App;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub async fn status(State(app): State<Arc<App>>) -> Response {
+    let groups = app.dispatcher.groups().await;
+    let cfg = app.config();
+    Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "started_at": format_time(app.started_at),
+        "uptime_seconds": (now() - app.started_at).whole_seconds(),
+        "config_hash": app.config_hash(),
+        "config_source": app.config_source(),
+        "alerts_stored": app.store.alert_count(),
+        "groups": groups.len(),
+        "receivers": cfg.receivers.len(),
+        "storage_bytes": app.store.disk_size(),
+        "ready": app.is_ready(),
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct AlertQuery {
+    filter: Option<String>,
+    status: Option<String>,
+    receiver: Option<String>,
+}
+
+#[derive(Serialize)]
+struct AlertView {
+    fingerprint: String,
+    status: Status,
+    labels: LabelSet,
+    annotations: LabelSet,
+    #[serde(rename = "startsAt")]
+    starts_at: String,
+    #[serde(rename = "endsAt")]
+    ends_at: Option<String>,
+    #[serde(rename = "generatorURL")]
+    generator_url: String,
+    #[serde(rename = "updatedAt")]
+    updated_at: String,
+    #[serde(rename = "receivedAt")]
+    received_at: String,
+    receivers: Vec<String>,
+}
+
+pub async fn alerts(State(app): State<Arc<App>>, Query(q): Query<AlertQuery>) -> Response {
+    let matchers = match q.filter.as_deref().map(parse_matchers).transpose() {
+        Ok(m) => m.unwrap_or_default(),
+        Err(e) => {
+            return ApiError::new(StatusCode::BAD_REQUEST, format!("filter: {e}")).into_response()
+        }
+    };
+    let want = match q.status.as_deref() {
+        None | Some("") => None,
+        Some("firing") => Some(Status::Firing),
+        Some("resolved") => Some(Status::Resolved),
+        Some(s) => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("status: {s:?} is not firing or resolved"),
+            )
+            .into_response()
+        }
+    };
+    let all: Vec<Alert> = match app.store.all_alerts() {
+        Ok(a) => a,
+        Err(e) => return ApiError::unavailable(e.to_string(), 5).into_response(),
+    };
+    let routing = app.routing();
+    let t = now();
+    let mut out = Vec::new();
+    for a in all {
+        let st = a.status_at(t);
+        if want.is_some_and(|w| w != st) || !matchers.iter().all(|m| m.matches_labels(&a.labels)) {
+            continue;
+        }
+        let mut receivers: Vec<String> = routing
+            .routes_for(&a)
+            .iter()
+            .map(|r| r.receiver.clone())
+            .collect();
+        receivers.dedup();
+        if q.receiver
+            .as_deref()
+            .is_some_and(|r| !receivers.iter().any(|x| x == r))
+        {
+            continue;
+        }
+        out.push(AlertView {
+            fingerprint: a.fingerprint.to_string(),
+            status: st,
+            starts_at: format_time(a.starts_at),
+            ends_at: a.ends_at.map(format_time),
+            generator_url: a.generator_url,
+            updated_at: format_time(a.updated_at),
+            received_at: format_time(a.received_at),
+            labels: a.labels,
+            annotations: a.annotations,
+            receivers,
+        });
+    }
+    Json(out).into_response()
+}
+
+pub async fn groups(State(app): State<Arc<App>>) -> Response {
+    Json(app.dispatcher.groups().await).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct NotificationQuery {
+    state: Option<String>,
+    receiver: Option<String>,
+    integration: Option<String>,
+    limit: Option<usize>,
+}
+
+pub async fn notifications(
+    State(app): State<Arc<App>>,
+    Query(q): Query<NotificationQuery>,
+) -> Response {
+    let state = match q.state.as_deref() {
+        None | Some("") => None,
+        Some(s) => match DeliveryState::parse(s) {
+            Some(st) => Some(st),
+            None => {
+                return ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("state: {s:?} is not one of pending, failed, delivered, dead"),
+                )
+                .into_response()
+            }
+        },
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
+    let res = app.store.notifications(limit, |n| {
+        state.is_none_or(|s| n.state == s)
+            && q.receiver.as_deref().is_none_or(|r| n.receiver == r)
+            && q.integration.as_deref().is_none_or(|i| n.integration == i)
+    });
+    match res {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => ApiError::unavailable(e.to_string(), 5).into_response(),
+    }
+}
+
+pub async fn notification(State(app): State<Arc<App>>, Path(id): Path<u64>) -> Response {
+    match app.store.notification(id) {
+        Ok(Some(n)) => Json(n).into_response(),
+        Ok(None) => {
+            ApiError::new(StatusCode::NOT_FOUND, format!("no notification {id}")).into_response()
+        }
+        Err(e) => ApiError::unavailable(e.to_string(), 5).into_response(),
+    }
+}
+
+/// Replay a dead (or delivered) notification: back to pending, attempts and age reset.
+pub async fn retry(State(app): State<Arc<App>>, Path(id): Path<u64>) -> Response {
+    let mut n = match app.store.notification(id) {
+        Ok(Some(n)) => n,
+        Ok(None) => {
+            return ApiError::new(StatusCode::NOT_FOUND, format!("no notification {id}"))
+                .into_response()
+        }
+        Err(e) => return ApiError::unavailable(e.to_string(), 5).into_response(),
+    };
+    if n.state.is_open() {
+        return ApiError::new(
+            StatusCode::CONFLICT,
+            format!("notification {id} is already queued ({:?})", n.state),
+        )
+        .into_response();
+    }
+    if !app.hub.has_worker(&n.worker_key()) {
+        return ApiError::new(
+            StatusCode::CONFLICT,
+            format!("integration {} is no longer configured", n.worker_key()),
+        )
+        .into_response();
+    }
+    let t = now();
+    n.state = DeliveryState::Pending;
+    n.attempts = 0;
+    n.created_at = t;
+    n.updated_at = t;
+    n.last_error = None;
+    n.delivered_at = None;
+    let commit = Commit {
+        dispatch: vec![DispatchOp::PutNotification(Box::new(n.clone()))],
+        ..Default::default()
+    };
+    if let Err(e) = app.store.commit(commit).await {
+        return ApiError::unavailable(e.to_string(), 5).into_response();
+    }
+    app.hub.enqueue(n.clone());
+    (StatusCode::ACCEPTED, Json(n)).into_response()
+}
+
+pub async fn receivers(State(app): State<Arc<App>>) -> Response {
+    let mut by: BTreeMap<String, Vec<crate::notify::WorkerStatus>> = BTreeMap::new();
+    for r in &app.config().receivers {
+        by.entry(r.name.value.clone()).or_default();
+    }
+    for s in app.hub.statuses() {
+        by.entry(s.receiver.clone()).or_default().push(s);
+    }
+    let v: Vec<_> = by
+        .into_iter()
+        .map(|(name, integrations)| json!({ "name": name, "integrations": integrations }))
+        .collect();
+    Json(v).into_response()
+}
+
+/// Send a synthetic notification through every integration of a receiver.
+pub async fn test_receiver(State(app): State<Arc<App>>, Path(name): Path<String>) -> Response {
+    let cfg = app.config();
+    let Some(r) = cfg.receiver(&name) else {
+        return ApiError::new(StatusCode::NOT_FOUND, format!("unknown receiver {name:?}"))
+            .into_response();
+    };
+    let t = now();
+    let mut labels = LabelSet::new();
+    labels.insert("alertname".into(), "AlertRouterTest".into());
+    labels.insert("severity".into(), "none".into());
+    let mut annotations = LabelSet::new();
+    annotations.insert(
+        "summary".into(),
+        format!("Test notification for receiver {name} from alert-router"),
+    );
+    let a = Alert {
+        fingerprint: Fingerprint::of(&labels),
+        labels: labels.clone(),
+        annotations,
+        starts_at: t,
+        ends_at: None,
+        generator_url: String::new(),
+        updated_at: t,
+        received_at: t,
+        targets: Default::default(),
+    };
+    let group_key = format!("{{}}/test:{}", crate::matcher::label_set_string(&labels));
+    let mut kinds: Vec<(&str, usize)> = Vec::new();
+    kinds.extend((0..r.email_configs.len()).map(|i| ("email", i)));
+    kinds.extend((0..r.slack_configs.len()).map(|i| ("slack", i)));
+    kinds.extend((0..r.webhook_configs.len()).map(|i| ("webhook", i)));
+    kinds.extend((0..r.log_configs.len()).map(|i| ("log", i)));
+    let mut commit = Commit::default();
+    let mut made = Vec::new();
+    for (kind, index) in kinds {
+        let id = match app.store.next_id() {
+            Ok(id) => id,
+            Err(e) => return ApiError::unavailable(e.to_string(), 5).into_response(),
+        };
+        let msg = crate::alert::WebhookMessage::new(
+            &name,
+            vec![crate::alert::WebhookAlert::from_alert(&a, t)],
+            labels.clone(),
+            &cfg.external_url(),
+            &group_key,
+            "test notification",
+        );
+        let n = crate::store::Notification {
+            id,
+            receiver: name.clone(),
+            integration: kind.into(),
+            index,
+            group_key: group_key.clone(),
+            state: DeliveryState::Pending,
+            created_at: t,
+            updated_at: t,
+            delivered_at: None,
+            attempts: 0,
+            last_error: None,
+            message_id: format!("<test.{id}@alert-router>"),
+            in_reply_to: None,
+            references: Vec::new(),
+            test: true,
+            message: msg,
+        };
+        commit
+            .dispatch
+            .push(DispatchOp::PutNotification(Box::new(n.clone())));
+        made.push(n);
+    }
+    if let Err(e) = app.store.commit(commit).await {
+        return ApiError::unavailable(e.to_string(), 5).into_response();
+    }
+    let ids: Vec<u64> = made.iter().map(|n| n.id).collect();
+    for n in made {
+        app.hub.enqueue(n);
+    }
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({ "receiver": name, "notifications": ids })),
+    )
+        .into_response()
+}
+
+pub async fn reload(State(app): State<Arc<App>>) -> Response {
+    match app.reload().await {
+        Ok(()) => {
+            Json(json!({ "status": "success", "config_hash": app.config_hash() })).into_response()
+        }
+        Err(e) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("failed to reload config: {e}"),
+        )
+        .into_response(),
+    }
+}

@@ -1,0 +1,289 @@
+//! alert-router: durable, deduplicating, rate-limited delivery for Alertmanager
+//! notifications.
+//!
+//! Data flows one way: ingest (HTTP) → store (sled, flushed before the ack) → dispatch
+//! (route tree, aggregation groups, notification log) → notify (one worker per
+//! integration: rate limit, retry, dead letters). [`App`] wires them from a [`Config`].
+
+pub mod alert;
+pub mod config;
+pub mod dispatch;
+pub mod duration;
+pub mod http;
+pub mod matcher;
+pub mod metrics;
+pub mod notify;
+pub mod route;
+pub mod secret;
+pub mod store;
+pub mod template;
+
+use arc_swap::ArcSwap;
+use config::Config;
+use dispatch::{Dispatcher, DispatcherHandle, Routing};
+use metrics::Metrics;
+use notify::Hub;
+use sha2::{Digest, Sha256};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use store::Store;
+use time::OffsetDateTime;
+
+/// Startup failures.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    Config(#[from] config::ConfigError),
+    #[error("cannot open store at {path}: {err}")]
+    Store {
+        path: String,
+        err: store::StoreError,
+    },
+    #[error("{0}")]
+    Runtime(#[from] store::StoreError),
+    #[error("cannot listen on {addr}: {err}")]
+    Listen { addr: String, err: std::io::Error },
+    #[error("invalid integration: {0}")]
+    Integration(String),
+}
+
+/// Where the configuration came from (for reloads).
+#[derive(Debug, Clone)]
+pub enum ConfigSource {
+    File(PathBuf),
+    Embedded,
+}
+
+impl ConfigSource {
+    pub fn load(&self) -> Result<(Config, String), config::ConfigError> {
+        match self {
+            ConfigSource::File(p) => {
+                let text = std::fs::read_to_string(p).unwrap_or_default();
+                Ok((Config::load_file(p)?, hash(&text)))
+            }
+            ConfigSource::Embedded => {
+                Ok((Config::default_embedded()?, hash(config::DEFAULT_CONFIG)))
+            }
+        }
+    }
+}
+
+fn hash(text: &str) -> String {
+    hex::encode(&Sha256::digest(text.as_bytes())[..8])
+}
+
+/// The running application: shared by every HTTP handler.
+pub struct App {
+    config: ArcSwap<Config>,
+    routing: ArcSwap<Routing>,
+    config_hash: ArcSwap<String>,
+    source: ConfigSource,
+    pub store: Store,
+    pub hub: Arc<Hub>,
+    pub dispatcher: DispatcherHandle,
+    pub metrics: Arc<Metrics>,
+    templates: Arc<template::Templates>,
+    pub started_at: OffsetDateTime,
+    reload_lock: tokio::sync::Mutex<()>,
+}
+
+impl App {
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    pub fn routing(&self) -> Arc<Routing> {
+        self.routing.load_full()
+    }
+
+    pub fn config_hash(&self) -> String {
+        self.config_hash.load().to_string()
+    }
+
+    pub fn config_source(&self) -> String {
+        match &self.source {
+            ConfigSource::File(p) => p.display().to_string(),
+            ConfigSource::Embedded => "embedded".into(),
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.dispatcher.running() && self.hub.running()
+    }
+
+    /// Re-read the configuration; an invalid one is rejected and the old one keeps running.
+    pub async fn reload(&self) -> Result<(), String> {
+        let _guard = self.reload_lock.lock().await;
+        let result = async {
+            let (cfg, h) = self.source.load().map_err(|e| e.to_string())?;
+            let old = self.config();
+            if cfg.listen != old.listen || cfg.storage.path != old.storage.path {
+                tracing::warn!("listen and storage.path changes take effect only after a restart");
+            }
+            let notifiers = notify::build_notifiers(&cfg, &self.templates)?;
+            let cfg = Arc::new(cfg);
+            let routing = Arc::new(Routing::new(cfg.clone()));
+            self.hub
+                .restart(notifiers, &cfg.delivery)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.config.store(cfg);
+            self.routing.store(routing.clone());
+            self.config_hash.store(Arc::new(h));
+            self.dispatcher.reload(routing).await;
+            Ok::<(), String>(())
+        }
+        .await;
+        match &result {
+            Ok(()) => {
+                self.metrics.config_reload_success.set(1);
+                self.metrics
+                    .config_reload_timestamp
+                    .set(OffsetDateTime::now_utc().unix_timestamp() as f64);
+                tracing::info!(hash = %self.config_hash(), "configuration reloaded");
+            }
+            Err(e) => {
+                self.metrics.config_reload_success.set(0);
+                tracing::error!(error = %e, "configuration reload failed; keeping the running configuration");
+            }
+        }
+        result
+    }
+}
+
+/// A started router (tests use it in-process).
+pub struct Running {
+    pub addr: SocketAddr,
+    pub app: Arc<App>,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Graceful stop: stop accepting, finish in-flight requests, stop workers, flush.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(());
+        let _ = self.server.await;
+        self.app.hub.stop().await;
+        let _ = self.app.store.flush();
+    }
+}
+
+/// Open the store, rebuild state, start workers and the HTTP server.
+pub async fn start(source: ConfigSource) -> Result<Running, AppError> {
+    let (cfg, h) = source.load()?;
+    let metrics = Arc::new(Metrics::new());
+    let store = Store::open(
+        &cfg.storage.path,
+        cfg.storage.cache_capacity_mb,
+        cfg.ingest.max_pending_alerts,
+    )
+    .map_err(|err| AppError::Store {
+        path: cfg.storage.path.display().to_string(),
+        err,
+    })?;
+    let templates = Arc::new(template::Templates::new());
+    let notifiers = notify::build_notifiers(&cfg, &templates).map_err(AppError::Integration)?;
+    let hub = Arc::new(Hub::new(store.clone(), metrics.clone()));
+    hub.restart(notifiers, &cfg.delivery).await?;
+    let cfg = Arc::new(cfg);
+    let routing = Arc::new(Routing::new(cfg.clone()));
+    let (dispatcher, _join) =
+        Dispatcher::start(store.clone(), hub.clone(), metrics.clone(), routing.clone())?;
+    metrics.config_reload_success.set(1);
+    metrics
+        .config_reload_timestamp
+        .set(OffsetDateTime::now_utc().unix_timestamp() as f64);
+    let addr = cfg.listen_addr();
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|err| AppError::Listen {
+            addr: addr.to_string(),
+            err,
+        })?;
+    let addr = listener.local_addr().map_err(|err| AppError::Listen {
+        addr: addr.to_string(),
+        err,
+    })?;
+    let app = Arc::new(App {
+        config: ArcSwap::from(cfg.clone()),
+        routing: ArcSwap::from(routing),
+        config_hash: ArcSwap::from_pointee(h),
+        source,
+        store: store.clone(),
+        hub,
+        dispatcher,
+        metrics,
+        templates,
+        started_at: OffsetDateTime::now_utc(),
+        reload_lock: tokio::sync::Mutex::new(()),
+    });
+    spawn_gc(app.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let router = http::router(app.clone());
+    let server = tokio::spawn(async move {
+        let svc = router.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(listener, svc)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+        {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+    tracing::info!(%addr, external_url = %cfg.external_url(), "alert-router listening");
+    Ok(Running {
+        addr,
+        app,
+        shutdown: tx,
+        server,
+    })
+}
+
+/// Run until `shutdown` resolves, reloading on SIGHUP.
+pub async fn run(source: ConfigSource, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
+    let running = start(source).await?;
+    #[cfg(unix)]
+    {
+        let app = running.app.clone();
+        if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    tracing::info!("SIGHUP: reloading configuration");
+                    let _ = app.reload().await;
+                }
+            });
+        }
+    }
+    shutdown.await;
+    tracing::info!("shutting down: finishing in-flight requests and deliveries");
+    running.stop().await;
+    tracing::info!("store flushed; bye");
+    Ok(())
+}
+
+/// Periodic garbage collection of resolved alerts, old notifications and expired nflog
+/// entries (older than `storage.retention`).
+fn spawn_gc(app: Arc<App>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            let retention = app.config().storage.retention.0;
+            match store::gc::collect(&app.store, retention, alert::now()) {
+                Ok(commit) if !commit.is_empty() => {
+                    if let Err(e) = app.store.commit(commit).await {
+                        tracing::warn!(error = %e, "garbage collection failed");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "garbage collection scan failed"),
+            }
+        }
+    });
+}

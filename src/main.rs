@@ -1,0 +1,142 @@
+//! Command line: `alert-router [serve] [--config FILE]`, `alert-router check-config FILE…`,
+//! `alert-router --version`.
+
+use alert_router::config::Config;
+use alert_router::ConfigSource;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "alert-router",
+    version,
+    about = "Durable, deduplicating, rate-limited delivery for Alertmanager notifications"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Configuration file (default: the embedded config/alert-router.yml).
+    #[arg(long, short = 'c', global = true, env = "ALERT_ROUTER_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    log_format: LogFormat,
+    /// Log level or filter (overrides RUST_LOG), e.g. `info`, `alert_router=debug`.
+    #[arg(long, global = true)]
+    log_level: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the router (the default).
+    Serve,
+    /// Validate configuration files; exit non-zero on the first invalid one.
+    CheckConfig {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logging(format: LogFormat, level: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match level {
+        Some(l) => EnvFilter::new(l),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn check_config(files: &[PathBuf]) -> ExitCode {
+    let mut failed = false;
+    for f in files {
+        match Config::load_file(f).and_then(|c| {
+            alert_router::notify::build_notifiers(
+                &c,
+                &std::sync::Arc::new(alert_router::template::Templates::new()),
+            )
+            .map(|_| ())
+            .map_err(|m| alert_router::config::ConfigError {
+                file: f.display().to_string(),
+                line: None,
+                column: None,
+                message: m,
+            })
+        }) {
+            Ok(()) => println!("Checking '{}'  SUCCESS", f.display()),
+            Err(e) => {
+                println!("Checking '{}'  FAILED: {e}", f.display());
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::CheckConfig { files }) = &cli.command {
+        return check_config(files);
+    }
+    init_logging(cli.log_format, cli.log_level.as_deref());
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let source = match &cli.config {
+        Some(p) => ConfigSource::File(p.clone()),
+        None => ConfigSource::Embedded,
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("alert-router: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(alert_router::run(source, shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("alert-router: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

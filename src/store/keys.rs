@@ -1,0 +1,49 @@
+//! The one place that knows how records are laid out in sled.
+//!
+//! Trees:
+//! - `meta`: `schema_version` → ASCII decimal.
+//! - `alerts`: fingerprint (u64, big-endian) → [`crate::alert::Alert`] as JSON.
+//! - `dispatch`: everything the dispatcher and the delivery workers must change together,
+//!   in one tree so a single batch is atomic:
+//!   - `g/<group id>` → [`crate::store::GroupState`] (timer deadlines of a group),
+//!   - `n/<receiver>\0<integration>\0<index>\0<group key>` → [`crate::store::NflogEntry`],
+//!   - `o/<id u64 big-endian>` → [`crate::store::Notification`] (outbox and history).
+
+use crate::alert::Fingerprint;
+
+pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_KEY: &[u8] = b"schema_version";
+
+pub const TREE_META: &str = "meta";
+pub const TREE_ALERTS: &str = "alerts";
+pub const TREE_DISPATCH: &str = "dispatch";
+
+pub const GROUP_PREFIX: &[u8] = b"g/";
+pub const NFLOG_PREFIX: &[u8] = b"n/";
+pub const OUTBOX_PREFIX: &[u8] = b"o/";
+
+pub fn alert(fp: Fingerprint) -> [u8; 8] {
+    fp.0.to_be_bytes()
+}
+
+pub fn alert_fp(key: &[u8]) -> Option<Fingerprint> {
+    let arr: [u8; 8] = key.try_into().ok()?;
+    Some(Fingerprint(u64::from_be_bytes(arr)))
+}
+
+pub fn group(id: &str) -> Vec<u8> {
+    [GROUP_PREFIX, id.as_bytes()].concat()
+}
+
+pub fn nflog(receiver: &str, integration: &str, index: usize, group_key: &str) -> Vec<u8> {
+    format!("n/{receiver}\0{integration}\0{index}\0{group_key}").into_bytes()
+}
+
+pub fn outbox(id: u64) -> Vec<u8> {
+    [OUTBOX_PREFIX, &id.to_be_bytes()].concat()
+}
+
+pub fn outbox_id(key: &[u8]) -> Option<u64> {
+    let arr: [u8; 8] = key.get(OUTBOX_PREFIX.len()..)?.try_into().ok()?;
+    Some(u64::from_be_bytes(arr))
+}

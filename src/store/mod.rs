@@ -1,0 +1,457 @@
+//! Durable state in sled: alerts, aggregation-group timers, the notification log and the
+//! outbox/history of notifications.
+//!
+//! Every write goes through one writer thread that batches whatever is waiting and then
+//! flushes once (group commit): callers are answered only after their data is flushed, so
+//! a 2xx to a sender or a queued notification survives a crash, while a burst of
+//! concurrent requests shares one flush.
+
+pub mod gc;
+pub mod keys;
+
+use crate::alert::{Alert, Fingerprint, WebhookMessage};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use time::OffsetDateTime;
+use tokio::sync::oneshot;
+
+/// Storage failures (all map to 503 at the HTTP edge).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("corrupt record in {tree}: {err}")]
+    Decode { tree: &'static str, err: String },
+    #[error(
+        "store was created by a newer alert-router (schema {found}, this build knows {known})"
+    )]
+    Schema { found: u32, known: u32 },
+    #[error("store writer is overloaded ({0} alerts waiting)")]
+    Overloaded(usize),
+    #[error("store writer has stopped")]
+    Closed,
+    #[error("storage commit failed: {0}")]
+    Failed(String),
+}
+
+/// Timer state of one aggregation group, persisted so a restart neither re-waits nor repeats.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GroupState {
+    pub group_key: String,
+    pub receiver: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub next_flush: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub last_flush: Option<OffsetDateTime>,
+}
+
+/// What was last notified for (group, receiver, integration): Alertmanager's nflog entry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct NflogEntry {
+    pub firing: Vec<u64>,
+    pub resolved: Vec<u64>,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub timestamp: Option<OffsetDateTime>,
+    /// Message id of the first notification of the current firing episode (email threads).
+    #[serde(default)]
+    pub thread_root: Option<String>,
+    #[serde(default)]
+    pub thread_last: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// Delivery state of a notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryState {
+    /// Queued, not tried yet.
+    Pending,
+    /// Tried and failed with a retryable error; will be retried.
+    Failed,
+    Delivered,
+    /// Gave up (permanent error or max age): a dead letter, replayable through the admin API.
+    Dead,
+}
+
+impl DeliveryState {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(Self::Pending),
+            "failed" => Some(Self::Failed),
+            "delivered" => Some(Self::Delivered),
+            "dead" => Some(Self::Dead),
+            _ => None,
+        }
+    }
+
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Pending | Self::Failed)
+    }
+}
+
+/// A rendered-at-send-time notification: the group snapshot plus its delivery record.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Notification {
+    pub id: u64,
+    pub receiver: String,
+    pub integration: String,
+    pub index: usize,
+    pub group_key: String,
+    pub state: DeliveryState,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub delivered_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// Stable id of this message (email `Message-ID`), and the thread it continues.
+    pub message_id: String,
+    #[serde(default)]
+    pub in_reply_to: Option<String>,
+    #[serde(default)]
+    pub references: Vec<String>,
+    #[serde(default)]
+    pub test: bool,
+    pub message: WebhookMessage,
+}
+
+impl Notification {
+    /// `receiver/integration[index]`, the name of the delivery worker it belongs to.
+    pub fn worker_key(&self) -> String {
+        worker_key(&self.receiver, &self.integration, self.index)
+    }
+}
+
+pub fn worker_key(receiver: &str, integration: &str, index: usize) -> String {
+    format!("{receiver}/{integration}[{index}]")
+}
+
+/// A change to the `dispatch` tree.
+#[derive(Debug, Clone)]
+pub enum DispatchOp {
+    PutGroup(String, GroupState),
+    DelGroup(String),
+    PutNflog(Vec<u8>, NflogEntry),
+    DelNflog(Vec<u8>),
+    PutNotification(Box<Notification>),
+    DelNotification(u64),
+}
+
+/// One unit of work for the writer.
+#[derive(Default)]
+pub struct Commit {
+    /// Alerts merged into the stored ones (Alertmanager merge rules).
+    pub alerts: Vec<Alert>,
+    pub delete_alerts: Vec<Fingerprint>,
+    pub dispatch: Vec<DispatchOp>,
+}
+
+struct Job {
+    commit: Commit,
+    reply: oneshot::Sender<Result<Vec<Alert>, StoreError>>,
+}
+
+/// Handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    alerts: sled::Tree,
+    dispatch: sled::Tree,
+    tx: std::sync::mpsc::Sender<Job>,
+    pending_alerts: Arc<AtomicUsize>,
+    max_pending_alerts: usize,
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    // Our own plain data types always serialise.
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(tree: &'static str, b: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(b).map_err(|e| StoreError::Decode {
+        tree,
+        err: e.to_string(),
+    })
+}
+
+impl Store {
+    /// Open (or create) the store at `path` and start its writer thread.
+    pub fn open(
+        path: &Path,
+        cache_mb: u64,
+        max_pending_alerts: usize,
+    ) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_mb * 1024 * 1024)
+            .flush_every_ms(Some(1000))
+            .open()?;
+        let meta = db.open_tree(keys::TREE_META)?;
+        match meta.get(keys::SCHEMA_KEY)? {
+            Some(v) => {
+                let found: u32 = std::str::from_utf8(&v)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(u32::MAX);
+                if found > keys::SCHEMA_VERSION {
+                    return Err(StoreError::Schema {
+                        found,
+                        known: keys::SCHEMA_VERSION,
+                    });
+                }
+            }
+            None => {
+                meta.insert(
+                    keys::SCHEMA_KEY,
+                    keys::SCHEMA_VERSION.to_string().as_bytes(),
+                )?;
+                db.flush()?;
+            }
+        }
+        let alerts = db.open_tree(keys::TREE_ALERTS)?;
+        let dispatch = db.open_tree(keys::TREE_DISPATCH)?;
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let pending_alerts = Arc::new(AtomicUsize::new(0));
+        {
+            let db = db.clone();
+            let alerts = alerts.clone();
+            let dispatch = dispatch.clone();
+            let pending = pending_alerts.clone();
+            std::thread::Builder::new()
+                .name("store-writer".into())
+                .spawn(move || writer_loop(db, alerts, dispatch, rx, pending))
+                .map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
+        }
+        Ok(Store {
+            db,
+            alerts,
+            dispatch,
+            tx,
+            pending_alerts,
+            max_pending_alerts,
+        })
+    }
+
+    /// Durably apply `commit`; resolves once flushed. Returns the merged alerts.
+    pub async fn commit(&self, commit: Commit) -> Result<Vec<Alert>, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job { commit, reply })
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Durably merge ingested alerts, refusing when too many are already waiting.
+    pub async fn ingest(&self, alerts: Vec<Alert>) -> Result<Vec<Alert>, StoreError> {
+        let n = alerts.len();
+        let waiting = self.pending_alerts.fetch_add(n, Ordering::AcqRel);
+        if waiting > 0 && waiting + n > self.max_pending_alerts {
+            self.pending_alerts.fetch_sub(n, Ordering::AcqRel);
+            return Err(StoreError::Overloaded(waiting));
+        }
+        self.commit(Commit {
+            alerts,
+            ..Default::default()
+        })
+        .await
+    }
+
+    pub fn next_id(&self) -> Result<u64, StoreError> {
+        Ok(self.db.generate_id()?)
+    }
+
+    pub fn alert(&self, fp: Fingerprint) -> Result<Option<Alert>, StoreError> {
+        self.alerts
+            .get(keys::alert(fp))?
+            .map(|v| decode("alerts", &v))
+            .transpose()
+    }
+
+    pub fn all_alerts(&self) -> Result<Vec<Alert>, StoreError> {
+        self.alerts
+            .iter()
+            .values()
+            .map(|v| decode("alerts", &v?))
+            .collect()
+    }
+
+    pub fn alert_count(&self) -> usize {
+        self.alerts.len()
+    }
+
+    pub fn group_states(&self) -> Result<HashMap<String, GroupState>, StoreError> {
+        self.dispatch
+            .scan_prefix(keys::GROUP_PREFIX)
+            .map(|kv| {
+                let (k, v) = kv?;
+                let id = String::from_utf8_lossy(&k[keys::GROUP_PREFIX.len()..]).into_owned();
+                Ok((id, decode("dispatch/groups", &v)?))
+            })
+            .collect()
+    }
+
+    pub fn nflog(&self, key: &[u8]) -> Result<Option<NflogEntry>, StoreError> {
+        self.dispatch
+            .get(key)?
+            .map(|v| decode("dispatch/nflog", &v))
+            .transpose()
+    }
+
+    pub fn nflog_entries(&self) -> Result<Vec<(Vec<u8>, NflogEntry)>, StoreError> {
+        self.dispatch
+            .scan_prefix(keys::NFLOG_PREFIX)
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((k.to_vec(), decode("dispatch/nflog", &v)?))
+            })
+            .collect()
+    }
+
+    pub fn notification(&self, id: u64) -> Result<Option<Notification>, StoreError> {
+        self.dispatch
+            .get(keys::outbox(id))?
+            .map(|v| decode("dispatch/outbox", &v))
+            .transpose()
+    }
+
+    /// Notifications, newest first, that satisfy `keep`, at most `limit`.
+    pub fn notifications(
+        &self,
+        limit: usize,
+        mut keep: impl FnMut(&Notification) -> bool,
+    ) -> Result<Vec<Notification>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.dispatch.scan_prefix(keys::OUTBOX_PREFIX).rev() {
+            let (_, v) = kv?;
+            let n: Notification = decode("dispatch/outbox", &v)?;
+            if keep(&n) {
+                out.push(n);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Notifications still to deliver, oldest first.
+    pub fn open_notifications(&self) -> Result<Vec<Notification>, StoreError> {
+        let mut v = self.notifications(usize::MAX, |n| n.state.is_open())?;
+        v.reverse();
+        Ok(v)
+    }
+
+    pub fn disk_size(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+
+    /// Flush everything (graceful shutdown).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+fn writer_loop(
+    db: sled::Db,
+    alerts: sled::Tree,
+    dispatch: sled::Tree,
+    rx: std::sync::mpsc::Receiver<Job>,
+    pending: Arc<AtomicUsize>,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < 4096 {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let result = apply(&db, &alerts, &dispatch, &mut jobs);
+        let n_alerts: usize = jobs.iter().map(|j| j.commit.alerts.len()).sum();
+        pending.fetch_sub(
+            n_alerts.min(pending.load(Ordering::Acquire)),
+            Ordering::AcqRel,
+        );
+        match result {
+            Ok(mut merged) => {
+                for (job, m) in jobs.into_iter().zip(merged.drain(..)) {
+                    let _ = job.reply.send(Ok(m));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "store commit failed");
+                let msg = e.to_string();
+                for job in jobs {
+                    let _ = job.reply.send(Err(StoreError::Failed(msg.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// Apply every job's changes in two batches (one per tree), then flush once.
+fn apply(
+    db: &sled::Db,
+    alerts: &sled::Tree,
+    dispatch: &sled::Tree,
+    jobs: &mut [Job],
+) -> Result<Vec<Vec<Alert>>, StoreError> {
+    let mut alert_batch = sled::Batch::default();
+    let mut dispatch_batch = sled::Batch::default();
+    let mut touched: HashMap<Fingerprint, Alert> = HashMap::new();
+    let mut merged_per_job = Vec::with_capacity(jobs.len());
+    for job in jobs.iter_mut() {
+        let c = &mut job.commit;
+        let mut merged = Vec::with_capacity(c.alerts.len());
+        for a in c.alerts.drain(..) {
+            let existing = match touched.remove(&a.fingerprint) {
+                Some(x) => Some(x),
+                None => alerts
+                    .get(keys::alert(a.fingerprint))?
+                    .and_then(|v| serde_json::from_slice::<Alert>(&v).ok()),
+            };
+            let m = match existing {
+                Some(mut old) => {
+                    old.merge_newer(a);
+                    old
+                }
+                None => a,
+            };
+            touched.insert(m.fingerprint, m.clone());
+            merged.push(m);
+        }
+        for fp in c.delete_alerts.drain(..) {
+            touched.remove(&fp);
+            alert_batch.remove(&keys::alert(fp));
+        }
+        for op in c.dispatch.drain(..) {
+            match op {
+                DispatchOp::PutGroup(id, g) => dispatch_batch.insert(keys::group(&id), encode(&g)),
+                DispatchOp::DelGroup(id) => dispatch_batch.remove(keys::group(&id)),
+                DispatchOp::PutNflog(k, e) => dispatch_batch.insert(k, encode(&e)),
+                DispatchOp::DelNflog(k) => dispatch_batch.remove(k),
+                DispatchOp::PutNotification(n) => {
+                    dispatch_batch.insert(keys::outbox(n.id), encode(&*n))
+                }
+                DispatchOp::DelNotification(id) => dispatch_batch.remove(keys::outbox(id)),
+            }
+        }
+        merged_per_job.push(merged);
+    }
+    for (fp, a) in &touched {
+        alert_batch.insert(&keys::alert(*fp), encode(a));
+    }
+    alerts.apply_batch(alert_batch)?;
+    dispatch.apply_batch(dispatch_batch)?;
+    db.flush()?;
+    Ok(merged_per_job)
+}

@@ -1,0 +1,310 @@
+//! Test harness: start the real router in-process on a random port with its own store,
+//! talk to it over HTTP, and stand up local HTTP servers in place of chat APIs.
+#![allow(dead_code)]
+
+use alert_router::{start, ConfigSource, Running};
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use serde_json::{json, Value};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub fn init() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
+}
+
+/// A router running in this process.
+pub struct TestApp {
+    pub running: Option<Running>,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+}
+
+impl TestApp {
+    /// Start with `yaml` (which must not set `listen` or `storage`; the harness adds them).
+    pub async fn start(yaml: &str) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        TestApp::start_in(dir, yaml).await
+    }
+
+    /// Start on an existing directory (to restart on the same store).
+    pub async fn start_in(dir: tempfile::TempDir, yaml: &str) -> TestApp {
+        init();
+        let config_path = dir.path().join("alert-router.yml");
+        std::fs::write(&config_path, full_config(dir.path(), yaml, "127.0.0.1:0"))
+            .expect("write config");
+        let running = start(ConfigSource::File(config_path.clone()))
+            .await
+            .unwrap_or_else(|e| panic!("router failed to start: {e}"));
+        let base = format!("http://{}", running.addr);
+        TestApp {
+            running: Some(running),
+            base,
+            client: reqwest::Client::new(),
+            dir,
+            config_path,
+        }
+    }
+
+    /// Graceful stop; returns the directory so a test can restart on the same store.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+        self.dir
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        let mut req = self.client.post(self.url(path)).body(body);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        req.send().await.expect("request")
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        let r = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request");
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.json().await.expect("json")
+    }
+
+    /// Notifications in the admin API, newest first.
+    pub async fn notifications(&self, query: &str) -> Vec<Value> {
+        self.get_json(&format!("/admin/v1/notifications?limit=1000&{query}"))
+            .await
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// The YAML the harness actually runs: `listen` and `storage` prepended.
+pub fn full_config(dir: &std::path::Path, yaml: &str, listen: &str) -> String {
+    format!(
+        "listen: {listen}\nexternal_url: http://alert-router.test\nstorage:\n  path: {}\n{yaml}",
+        dir.join("data").display()
+    )
+}
+
+/// Poll `f` until it returns `Some`, or panic with `what` after `timeout`.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// One alert of a webhook payload.
+pub fn alert(labels: &[(&str, &str)], status: &str) -> Value {
+    let labels: serde_json::Map<String, Value> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+        .collect();
+    let now = time::OffsetDateTime::now_utc();
+    let ends = if status == "resolved" {
+        alert_router::alert::format_time(now)
+    } else {
+        "0001-01-01T00:00:00Z".to_string()
+    };
+    json!({
+        "status": status,
+        "labels": labels,
+        "annotations": {"summary": "something is wrong", "description": "a longer description"},
+        "startsAt": alert_router::alert::format_time(now - time::Duration::minutes(1)),
+        "endsAt": ends,
+        "generatorURL": "http://prometheus.test/graph?g0.expr=up",
+    })
+}
+
+/// An Alertmanager webhook (version 4) body holding `alerts`.
+pub fn webhook(alerts: Vec<Value>) -> Value {
+    let firing = alerts.iter().any(|a| a["status"] == "firing");
+    json!({
+        "receiver": "upstream",
+        "status": if firing { "firing" } else { "resolved" },
+        "alerts": alerts,
+        "groupLabels": {},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager.test:9093",
+        "version": "4",
+        "groupKey": "{}:{}",
+        "truncatedAlerts": 0
+    })
+}
+
+/// A request received by a [`MockServer`].
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub at: Instant,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Received {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("JSON body")
+    }
+}
+
+/// A scripted response: status, extra headers, body.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn ok(body: &str) -> Reply {
+        Reply {
+            status: 200,
+            headers: vec![],
+            body: body.into(),
+        }
+    }
+    pub fn status(status: u16, body: &str) -> Reply {
+        Reply {
+            status,
+            headers: vec![],
+            body: body.into(),
+        }
+    }
+    pub fn with_header(mut self, k: &str, v: &str) -> Reply {
+        self.headers.push((k.into(), v.into()));
+        self
+    }
+}
+
+type Check = Arc<dyn Fn(&Received) -> Result<(), String> + Send + Sync>;
+
+/// A local HTTP server standing in for a chat API: records every request, answers from a
+/// script (then with the default reply), and runs `check` on each body — a failed check
+/// answers 400 and is recorded in `violations`.
+#[derive(Clone)]
+pub struct MockServer {
+    pub addr: std::net::SocketAddr,
+    pub received: Arc<Mutex<Vec<Received>>>,
+    pub script: Arc<Mutex<std::collections::VecDeque<Reply>>>,
+    pub default_reply: Arc<Mutex<Reply>>,
+    pub violations: Arc<Mutex<Vec<String>>>,
+}
+
+impl MockServer {
+    pub async fn start(default_reply: Reply, check: Option<Check>) -> MockServer {
+        let m = MockServer {
+            addr: "127.0.0.1:0".parse().expect("addr"),
+            received: Arc::default(),
+            script: Arc::default(),
+            default_reply: Arc::new(Mutex::new(default_reply)),
+            violations: Arc::default(),
+        };
+        let state = m.clone();
+        let check = check.clone();
+        let app = axum::Router::new().fallback(post(
+            move |uri: axum::http::Uri, headers: HeaderMap, body: Bytes| {
+                let state = state.clone();
+                let check = check.clone();
+                async move {
+                    let r = Received {
+                        at: Instant::now(),
+                        path: uri.to_string(),
+                        headers,
+                        body,
+                    };
+                    let violation = check.as_ref().and_then(|c| c(&r).err());
+                    state.received.lock().unwrap().push(r);
+                    if let Some(v) = violation {
+                        state.violations.lock().unwrap().push(v.clone());
+                        return (StatusCode::BAD_REQUEST, HeaderMap::new(), v);
+                    }
+                    let reply = state
+                        .script
+                        .lock()
+                        .unwrap()
+                        .pop_front()
+                        .unwrap_or_else(|| state.default_reply.lock().unwrap().clone());
+                    let mut h = HeaderMap::new();
+                    for (k, v) in &reply.headers {
+                        h.insert(
+                            axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                            v.parse().unwrap(),
+                        );
+                    }
+                    (StatusCode::from_u16(reply.status).unwrap(), h, reply.body)
+                }
+            },
+        ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        MockServer { addr, ..m }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn push(&self, r: Reply) {
+        self.script.lock().unwrap().push_back(r);
+    }
+
+    pub fn requests(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.received.lock().unwrap().len()
+    }
+
+    pub fn violations(&self) -> Vec<String> {
+        self.violations.lock().unwrap().clone()
+    }
+}

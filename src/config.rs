@@ -466,15 +466,27 @@ impl Config {
             column,
             message,
         };
-        let expanded = expand_env(text).map_err(|(line, msg)| err(Some(line), None, msg))?;
+        let (expanded, env_values) =
+            expand_env(text).map_err(|(line, msg)| err(Some(line), None, msg))?;
+        // Values that came from the environment may be secrets: never echo them.
+        let scrub = |m: String| {
+            let secrets: Vec<Secret> = env_values.iter().map(|v| Secret::new(v.clone())).collect();
+            crate::secret::redact(&m, &secrets.iter().collect::<Vec<_>>())
+        };
         let mut cfg: Config = serde_saphyr::from_str(&expanded).map_err(|e| {
             let loc = e.location();
-            let message = e.to_string();
-            // serde-saphyr already prefixes some messages with the position; keep it short.
-            err(loc.map(|l| l.line()), loc.map(|l| l.column()), message)
+            // Keep only the message: the parser's source snippet could show a secret.
+            let full = e.to_string();
+            let first = full.lines().next().unwrap_or("invalid YAML");
+            let message = first.strip_prefix("error: ").unwrap_or(first);
+            let message = match message.split_once(": ") {
+                Some((pos, rest)) if pos.starts_with("line ") => rest,
+                _ => message,
+            };
+            err(loc.map(|l| l.line()), loc.map(|l| l.column()), scrub(message.to_string()))
         })?;
         cfg.resolve(base_dir)
-            .map_err(|(loc, message)| err(loc.map(|l| l.0), loc.map(|l| l.1), message))?;
+            .map_err(|(loc, message)| err(loc.map(|l| l.0), loc.map(|l| l.1), scrub(message)))?;
         Ok(cfg)
     }
 
@@ -783,8 +795,9 @@ pub fn split_host_port(s: &str) -> Option<(String, u16)> {
 
 /// Expand `${NAME}` from the environment (`$$` is a literal `$`). An unset variable is an
 /// error naming it and its line, so a typo never silently becomes an empty password.
-pub fn expand_env(text: &str) -> Result<String, (u64, String)> {
+pub fn expand_env(text: &str) -> Result<(String, Vec<String>), (u64, String)> {
     let mut out = String::with_capacity(text.len());
+    let mut values = Vec::new();
     for (n, line) in text.split_inclusive('\n').enumerate() {
         let mut rest = line;
         while let Some(i) = rest.find('$') {
@@ -811,6 +824,7 @@ pub fn expand_env(text: &str) -> Result<String, (u64, String)> {
                     )
                 })?;
                 out.push_str(&val);
+                values.push(val);
                 rest = &body[end + 1..];
             } else {
                 out.push('$');
@@ -819,5 +833,92 @@ pub fn expand_env(text: &str) -> Result<String, (u64, String)> {
         }
         out.push_str(rest);
     }
-    Ok(out)
+    Ok((out, values))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(yaml: &str) -> Result<Config, ConfigError> {
+        Config::load_str(yaml, "t.yml", Path::new("."))
+    }
+
+    const MIN: &str = "route:\n  receiver: x\nreceivers:\n  - name: x\n";
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let c = Config::default_embedded().unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9095");
+        assert_eq!(c.storage.path, PathBuf::from("./data"));
+        assert_eq!(c.receivers[0].log_configs.len(), 1);
+    }
+
+    #[test]
+    fn defaults_follow_alertmanager() {
+        let c = load("route:\n  receiver: x\nreceivers:\n  - name: x\n    webhook_configs: [{url: 'http://h/x'}]\n    slack_configs: [{api_url: 'https://hooks.slack.test/x'}]\n").unwrap();
+        assert!(c.receivers[0].webhook_configs[0].send_resolved);
+        assert!(!c.receivers[0].slack_configs[0].send_resolved);
+        assert_eq!(c.global.resolve_timeout, AmDuration::from_secs(300));
+        assert_eq!(c.storage.retention, AmDuration::from_secs(120 * 3600));
+        assert_eq!(c.ingest.max_body_bytes, 4 * 1024 * 1024);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_position() {
+        let e = load("route:\n  receiver: x\n  grup_by: [a]\nreceivers:\n  - name: x\n").unwrap_err();
+        assert_eq!((e.line, e.column), (Some(3), Some(3)));
+        assert!(e.message.starts_with("unknown field `grup_by`"), "{e}");
+        assert!(e.to_string().starts_with("t.yml:3:3: "), "{e}");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_field() {
+        let cases = [
+            ("route:\n  receiver: y\nreceivers:\n  - name: x\n", "undefined receiver \"y\""),
+            ("route:\n  receiver: x\n  group_wait: 5 minutes\nreceivers:\n  - name: x\n", "not a valid duration"),
+            ("route:\n  receiver: x\n  routes: [{matchers: ['a=~[z']}]\nreceivers:\n  - name: x\n", "invalid matcher"),
+            ("route:\n  receiver: x\n  group_by: ['...', a]\nreceivers:\n  - name: x\n", "'...' must be the only entry"),
+            ("route:\n  receiver: x\n  matchers: ['a=b']\nreceivers:\n  - name: x\n", "root route must not have matchers"),
+            ("route:\n  receiver: x\nreceivers:\n  - name: x\n  - name: x\n", "duplicate receiver name"),
+            ("route:\n  receiver: x\nreceivers:\n  - name: x\n    webhook_configs: [{}]\n", "one of url or url_file is required"),
+            ("route:\n  receiver: x\nreceivers:\n  - name: x\n    webhook_configs: [{url: 'ftp://h'}]\n", "http:// or https://"),
+            ("route:\n  receiver: x\nreceivers:\n  - name: x\n    email_configs: [{to: a@b.c}]\n", "from: required"),
+            ("route:\n  receiver: x\nreceivers:\n  - name: x\n    slack_configs: [{}]\n", "api_url: required"),
+            ("route:\n  receiver: x\nreceivers:\n  - name: x\n    log_configs: [{rate_limit: {messages: 0, per: 1s}}]\n", "rate_limit"),
+            ("route:\n  receiver: x\nreceivers:\n  - name: x\n    slack_configs: [{api_url: 'http://h', title: '{{ x'}]\n", "template error"),
+            ("listen: nope\nroute:\n  receiver: x\nreceivers:\n  - name: x\n", "listen: \"nope\" is not host:port"),
+        ];
+        for (yaml, want) in cases {
+            let e = load(yaml).map(|_| ()).unwrap_err();
+            assert!(e.to_string().contains(want), "{yaml}\n=> {e}\nwant {want}");
+        }
+    }
+
+    #[test]
+    fn env_expansion_and_secret_files() {
+        std::env::set_var("AR_TEST_SLACK_URL", "https://hooks.slack.test/services/T/B/hunter2secret");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tok"), "admintoken\n").unwrap();
+        let yaml = "admin: {bearer_token_file: tok}\nroute:\n  receiver: x\nreceivers:\n  - name: x\n    slack_configs: [{api_url: '${AR_TEST_SLACK_URL}'}]\n";
+        let c = Config::load_str(yaml, "t.yml", dir.path()).unwrap();
+        assert_eq!(c.admin.bearer_tokens[0].expose(), "admintoken");
+        let url = c.receivers[0].slack_configs[0].api_url.as_ref().unwrap();
+        assert!(url.expose().ends_with("hunter2secret"));
+        let dump = format!("{c:?}");
+        assert!(!dump.contains("hunter2secret") && !dump.contains("admintoken"), "secrets leaked in Debug");
+        let e = load("route:\n  receiver: x\nreceivers:\n  - name: x\n    webhook_configs: [{url: '${AR_TEST_UNSET_VAR}'}]\n").unwrap_err();
+        assert!(e.to_string().contains("AR_TEST_UNSET_VAR is not set"), "{e}");
+        assert_eq!(e.line, Some(5));
+        // an env value never shows up in an error message
+        std::env::set_var("AR_TEST_BAD_TOKENS", "sekritvalue");
+        let e = load("admin: {bearer_tokens: ${AR_TEST_BAD_TOKENS}}\nroute:\n  receiver: x\nreceivers:\n  - name: x\n").unwrap_err();
+        assert!(!e.to_string().contains("sekritvalue"), "{e}");
+        assert_eq!(expand_env("a $$ b").unwrap().0, "a $ b");
+    }
+
+    #[test]
+    fn minimal_is_valid() {
+        assert!(load(MIN).is_ok());
+    }
 }

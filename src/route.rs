@@ -176,3 +176,92 @@ impl Route {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::path::Path;
+
+    fn tree(yaml: &str) -> Route {
+        let cfg = Config::load_str(yaml, "test.yml", Path::new(".")).unwrap();
+        Route::from_config(&cfg.route)
+    }
+
+    fn ls(pairs: &[(&str, &str)]) -> LabelSet {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    const YAML: &str = r#"
+route:
+  receiver: default
+  group_by: [alertname]
+  group_wait: 10s
+  routes:
+    - matchers: ['env="prod"']
+      receiver: prod
+      continue: true
+      group_by: [alertname, cluster]
+      routes:
+        - matchers: ['severity=~"critical|page"']
+          receiver: pager
+          repeat_interval: 1h
+    - match: {team: db}
+      receiver: db
+    - match_re: {service: "api|web"}
+      receiver: web
+      group_by: ['...']
+receivers:
+  - name: default
+  - name: prod
+  - name: pager
+  - name: db
+  - name: web
+"#;
+
+    fn receivers(r: &Route, labels: &[(&str, &str)]) -> Vec<String> {
+        r.match_labels(&ls(labels)).iter().map(|r| r.receiver.clone()).collect()
+    }
+
+    #[test]
+    fn depth_first_with_continue() {
+        let r = tree(YAML);
+        assert_eq!(receivers(&r, &[("alertname", "x")]), ["default"]);
+        assert_eq!(receivers(&r, &[("env", "prod"), ("severity", "critical")]), ["pager"]);
+        // continue on the prod route lets the db route match too
+        assert_eq!(receivers(&r, &[("env", "prod"), ("team", "db")]), ["prod", "db"]);
+        // without continue, the first match stops the search
+        assert_eq!(receivers(&r, &[("team", "db"), ("service", "api")]), ["db"]);
+        // regexes are anchored
+        assert_eq!(receivers(&r, &[("service", "apis")]), ["default"]);
+        assert_eq!(receivers(&r, &[("service", "web")]), ["web"]);
+    }
+
+    #[test]
+    fn options_are_inherited() {
+        let r = tree(YAML);
+        let pager = &r.routes[0].routes[0];
+        assert_eq!(pager.group_wait, Duration::from_secs(10));
+        assert_eq!(pager.repeat_interval, Duration::from_secs(3600));
+        assert_eq!(pager.group_interval, DEFAULT_GROUP_INTERVAL);
+        assert_eq!(pager.group_by, GroupBy::Labels(vec!["alertname".into(), "cluster".into()]));
+        assert_eq!(r.routes[1].group_by, GroupBy::Labels(vec!["alertname".into()]));
+        assert_eq!(r.routes[2].group_by, GroupBy::All);
+    }
+
+    #[test]
+    fn group_keys_match_alertmanager() {
+        let r = tree(YAML);
+        let labels = ls(&[("alertname", "HighErrorRate"), ("cluster", "aa"), ("env", "prod"), ("severity", "page")]);
+        let m = r.match_labels(&labels);
+        let gl = m[0].group_labels(&labels);
+        assert_eq!(
+            m[0].group_key(&gl),
+            r#"{}/{env="prod"}/{severity=~"critical|page"}:{alertname="HighErrorRate", cluster="aa"}"#
+        );
+        let root_only = r.group_key(&r.group_labels(&ls(&[("alertname", "test1")])));
+        assert_eq!(root_only, r#"{}:{alertname="test1"}"#);
+        // absent group_by labels are omitted, not empty
+        assert_eq!(m[0].group_labels(&ls(&[("alertname", "x")])), ls(&[("alertname", "x")]));
+    }
+}

@@ -1,0 +1,157 @@
+//! Dedup and grouping through HTTP: repeats, HA replicas, new alerts, resolves and the
+//! repeat interval, following Alertmanager's notification-log rules.
+mod common;
+use common::*;
+use serde_json::Value;
+use std::time::Duration;
+
+const CONFIG: &str = r#"
+route:
+  receiver: ops
+  group_by: [alertname]
+  group_wait: 200ms
+  group_interval: 400ms
+  repeat_interval: 1h
+receivers:
+  - name: ops
+    log_configs: [{send_resolved: true}]
+"#;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// Wait until the group of `alertname` has been flushed `ticks` more times, so that
+/// "nothing more was sent" is checked after the dispatcher really looked again.
+async fn wait_ticks(app: &TestApp, alertname: &str, ticks: u32) {
+    for _ in 0..ticks {
+        let before = group_last_flush(app, alertname).await;
+        wait_for(WAIT, "a group flush tick", || {
+            let before = before.clone();
+            async move {
+                let now = group_last_flush(app, alertname).await;
+                (now != before).then_some(())
+            }
+        })
+        .await;
+    }
+}
+
+async fn group_last_flush(app: &TestApp, alertname: &str) -> Option<String> {
+    let groups = app.get_json("/admin/v1/groups").await;
+    groups
+        .as_array()?
+        .iter()
+        .find(|g| g["labels"]["alertname"] == alertname)
+        .and_then(|g| g["last_flush"].as_str().map(str::to_string))
+}
+
+async fn sent(app: &TestApp) -> Vec<Value> {
+    let mut v = app.notifications("").await;
+    v.reverse();
+    v
+}
+
+async fn wait_count(app: &TestApp, n: usize) -> Vec<Value> {
+    wait_for(WAIT, &format!("{n} notifications"), || async {
+        let v = sent(app).await;
+        (v.len() >= n).then_some(v)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_payload_twice_and_replicas_give_one_notification() {
+    let app = TestApp::start(CONFIG).await;
+    let a1 = alert(&[("alertname", "Disk"), ("instance", "a")], "firing");
+    let a2 = alert(&[("alertname", "Disk"), ("instance", "b")], "firing");
+    let body = webhook(vec![a1.clone(), a2.clone()]);
+    assert_eq!(app.post_json("/webhook", &body).await.status(), 200);
+    assert_eq!(app.post_json("/webhook", &body).await.status(), 200);
+    // a second Alertmanager replica sends the same group, with its own externalURL
+    let mut replica = body.clone();
+    replica["externalURL"] = "http://alertmanager-1.test:9093".into();
+    assert_eq!(app.post_json("/webhook", &replica).await.status(), 200);
+    let v = wait_count(&app, 1).await;
+    // and again after the first flush, as a replica's repeat would arrive
+    assert_eq!(app.post_json("/webhook", &replica).await.status(), 200);
+    wait_ticks(&app, "Disk", 3).await;
+    let v2 = sent(&app).await;
+    assert_eq!(v2.len(), 1, "duplicates produced extra notifications: {v2:#?}");
+    assert_eq!(v[0]["message"]["notification_reason"], "first notification");
+    assert_eq!(v[0]["message"]["alerts"].as_array().unwrap().len(), 2);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_alert_then_resolve() {
+    let app = TestApp::start(CONFIG).await;
+    let a1 = alert(&[("alertname", "Cpu"), ("instance", "a")], "firing");
+    let a2 = alert(&[("alertname", "Cpu"), ("instance", "b")], "firing");
+    app.post_json("/webhook", &webhook(vec![a1.clone()])).await;
+    wait_count(&app, 1).await;
+    // a new alert in the group → exactly one more notification, with both alerts
+    app.post_json("/webhook", &webhook(vec![a1.clone(), a2.clone()])).await;
+    let v = wait_count(&app, 2).await;
+    assert_eq!(v[1]["message"]["notification_reason"], "new alerts added");
+    assert_eq!(v[1]["message"]["alerts"].as_array().unwrap().len(), 2);
+    wait_ticks(&app, "Cpu", 2).await;
+    assert_eq!(sent(&app).await.len(), 2, "nothing is re-sent before repeat_interval");
+    // resolve one: send_resolved is on → one "some alerts resolved"
+    let mut r1 = alert(&[("alertname", "Cpu"), ("instance", "a")], "resolved");
+    r1["startsAt"] = a1["startsAt"].clone();
+    app.post_json("/webhook", &webhook(vec![r1.clone(), a2.clone()])).await;
+    let v = wait_count(&app, 3).await;
+    assert_eq!(v[2]["message"]["notification_reason"], "some alerts resolved");
+    let statuses: Vec<&str> = v[2]["message"]["alerts"].as_array().unwrap().iter().map(|a| a["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == "resolved").count(), 1, "{statuses:?}");
+    // resolve the other → "all alerts resolved", group status resolved
+    let mut r2 = alert(&[("alertname", "Cpu"), ("instance", "b")], "resolved");
+    r2["startsAt"] = a2["startsAt"].clone();
+    app.post_json("/webhook", &webhook(vec![r2])).await;
+    let v = wait_count(&app, 4).await;
+    assert_eq!(v[3]["message"]["notification_reason"], "all alerts resolved");
+    assert_eq!(v[3]["message"]["status"], "resolved");
+    // the same resolved payload again (Alertmanager repeats it) changes nothing
+    let mut r2b = alert(&[("alertname", "Cpu"), ("instance", "b")], "resolved");
+    r2b["startsAt"] = a2["startsAt"].clone();
+    app.post_json("/webhook", &webhook(vec![r2b])).await;
+    wait_for(WAIT, "empty group removed", || async {
+        group_last_flush(&app, "Cpu").await.is_none().then_some(())
+    })
+    .await;
+    assert_eq!(sent(&app).await.len(), 4);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeat_interval_resends() {
+    let app = TestApp::start(&CONFIG.replace("repeat_interval: 1h", "repeat_interval: 1s")).await;
+    app.post_json("/webhook", &webhook(vec![alert(&[("alertname", "Rep")], "firing")])).await;
+    let v = wait_count(&app, 2).await;
+    assert_eq!(v[1]["message"]["notification_reason"], "repeat interval elapsed");
+    let t0 = time::OffsetDateTime::parse(v[0]["created_at"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
+    let t1 = time::OffsetDateTime::parse(v[1]["created_at"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
+    assert!(t1 - t0 >= time::Duration::seconds(1), "repeat came too early: {}", t1 - t0);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_resolved_false_sends_no_resolve() {
+    let app = TestApp::start(&CONFIG.replace("send_resolved: true", "send_resolved: false")).await;
+    let a = alert(&[("alertname", "Quiet")], "firing");
+    app.post_json("/webhook", &webhook(vec![a.clone()])).await;
+    wait_count(&app, 1).await;
+    let mut r = alert(&[("alertname", "Quiet")], "resolved");
+    r["startsAt"] = a["startsAt"].clone();
+    app.post_json("/webhook", &webhook(vec![r])).await;
+    wait_for(WAIT, "group flushed and removed", || async {
+        group_last_flush(&app, "Quiet").await.is_none().then_some(())
+    })
+    .await;
+    assert_eq!(sent(&app).await.len(), 1);
+    // a new firing starts a new episode: first notification again
+    let a2 = alert(&[("alertname", "Quiet")], "firing");
+    app.post_json("/webhook", &webhook(vec![a2])).await;
+    let v = wait_count(&app, 2).await;
+    assert_eq!(v[1]["message"]["notification_reason"], "first notification");
+    app.stop().await;
+}

@@ -706,6 +706,6 @@ mod tests {
         assert_eq!(v[0].get("instance").map(String::as_str), Some("1"));
         assert_eq!(v[0].get("job").map(String::as_str), Some("a"));
         assert_eq!(v[2].get("job").map(String::as_str), Some("b"));
-        assert!(v[3].get("job").is_none());
+        assert!(!v[3].contains_key("job"));
     }
 }

@@ -483,7 +483,11 @@ impl Config {
                 Some((pos, rest)) if pos.starts_with("line ") => rest,
                 _ => message,
             };
-            err(loc.map(|l| l.line()), loc.map(|l| l.column()), scrub(message.to_string()))
+            err(
+                loc.map(|l| l.line()),
+                loc.map(|l| l.column()),
+                scrub(message.to_string()),
+            )
         })?;
         cfg.resolve(base_dir)
             .map_err(|(loc, message)| err(loc.map(|l| l.0), loc.map(|l| l.1), scrub(message)))?;
@@ -637,6 +641,11 @@ impl Config {
                     .take()
                     .or_else(|| g.smtp_auth_password.clone());
                 e.require_tls = Some(e.require_tls.or(g.smtp_require_tls).unwrap_or(true));
+                if let Some(ca) = &e.tls_config.ca_file {
+                    if ca.is_relative() {
+                        e.tls_config.ca_file = Some(base.join(ca));
+                    }
+                }
                 for t in [&e.subject, &e.html, &e.text].into_iter().flatten() {
                     check_template(t).map_err(c)?;
                 }
@@ -659,7 +668,7 @@ impl Config {
                         ))
                     }
                 }
-                for t in [&s.title, &s.text].into_iter().flatten() {
+                for t in [&s.title, &s.text, &s.title_link].into_iter().flatten() {
                     check_template(t).map_err(c)?;
                 }
                 if let Some(rl) = &s.rate_limit {
@@ -866,7 +875,8 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_errors_with_position() {
-        let e = load("route:\n  receiver: x\n  grup_by: [a]\nreceivers:\n  - name: x\n").unwrap_err();
+        let e =
+            load("route:\n  receiver: x\n  grup_by: [a]\nreceivers:\n  - name: x\n").unwrap_err();
         assert_eq!((e.line, e.column), (Some(3), Some(3)));
         assert!(e.message.starts_with("unknown field `grup_by`"), "{e}");
         assert!(e.to_string().starts_with("t.yml:3:3: "), "{e}");
@@ -897,7 +907,10 @@ mod tests {
 
     #[test]
     fn env_expansion_and_secret_files() {
-        std::env::set_var("AR_TEST_SLACK_URL", "https://hooks.slack.test/services/T/B/hunter2secret");
+        std::env::set_var(
+            "AR_TEST_SLACK_URL",
+            "https://hooks.slack.test/services/T/B/hunter2secret",
+        );
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("tok"), "admintoken\n").unwrap();
         let yaml = "admin: {bearer_token_file: tok}\nroute:\n  receiver: x\nreceivers:\n  - name: x\n    slack_configs: [{api_url: '${AR_TEST_SLACK_URL}'}]\n";
@@ -906,9 +919,15 @@ mod tests {
         let url = c.receivers[0].slack_configs[0].api_url.as_ref().unwrap();
         assert!(url.expose().ends_with("hunter2secret"));
         let dump = format!("{c:?}");
-        assert!(!dump.contains("hunter2secret") && !dump.contains("admintoken"), "secrets leaked in Debug");
+        assert!(
+            !dump.contains("hunter2secret") && !dump.contains("admintoken"),
+            "secrets leaked in Debug"
+        );
         let e = load("route:\n  receiver: x\nreceivers:\n  - name: x\n    webhook_configs: [{url: '${AR_TEST_UNSET_VAR}'}]\n").unwrap_err();
-        assert!(e.to_string().contains("AR_TEST_UNSET_VAR is not set"), "{e}");
+        assert!(
+            e.to_string().contains("AR_TEST_UNSET_VAR is not set"),
+            "{e}"
+        );
         assert_eq!(e.line, Some(5));
         // an env value never shows up in an error message
         std::env::set_var("AR_TEST_BAD_TOKENS", "sekritvalue");

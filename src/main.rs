@@ -112,11 +112,12 @@ async fn shutdown_signal() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // HTTP and SMTP clients need a TLS crypto provider, also when check-config builds them.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     if let Some(Command::CheckConfig { files }) = &cli.command {
         return check_config(files);
     }
     init_logging(cli.log_format, cli.log_level.as_deref());
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let source = match &cli.config {
         Some(p) => ConfigSource::File(p.clone()),
         None => ConfigSource::Embedded,

@@ -189,7 +189,10 @@ mod tests {
     }
 
     fn ls(pairs: &[(&str, &str)]) -> LabelSet {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     const YAML: &str = r#"
@@ -220,16 +223,25 @@ receivers:
 "#;
 
     fn receivers(r: &Route, labels: &[(&str, &str)]) -> Vec<String> {
-        r.match_labels(&ls(labels)).iter().map(|r| r.receiver.clone()).collect()
+        r.match_labels(&ls(labels))
+            .iter()
+            .map(|r| r.receiver.clone())
+            .collect()
     }
 
     #[test]
     fn depth_first_with_continue() {
         let r = tree(YAML);
         assert_eq!(receivers(&r, &[("alertname", "x")]), ["default"]);
-        assert_eq!(receivers(&r, &[("env", "prod"), ("severity", "critical")]), ["pager"]);
+        assert_eq!(
+            receivers(&r, &[("env", "prod"), ("severity", "critical")]),
+            ["pager"]
+        );
         // continue on the prod route lets the db route match too
-        assert_eq!(receivers(&r, &[("env", "prod"), ("team", "db")]), ["prod", "db"]);
+        assert_eq!(
+            receivers(&r, &[("env", "prod"), ("team", "db")]),
+            ["prod", "db"]
+        );
         // without continue, the first match stops the search
         assert_eq!(receivers(&r, &[("team", "db"), ("service", "api")]), ["db"]);
         // regexes are anchored
@@ -244,15 +256,26 @@ receivers:
         assert_eq!(pager.group_wait, Duration::from_secs(10));
         assert_eq!(pager.repeat_interval, Duration::from_secs(3600));
         assert_eq!(pager.group_interval, DEFAULT_GROUP_INTERVAL);
-        assert_eq!(pager.group_by, GroupBy::Labels(vec!["alertname".into(), "cluster".into()]));
-        assert_eq!(r.routes[1].group_by, GroupBy::Labels(vec!["alertname".into()]));
+        assert_eq!(
+            pager.group_by,
+            GroupBy::Labels(vec!["alertname".into(), "cluster".into()])
+        );
+        assert_eq!(
+            r.routes[1].group_by,
+            GroupBy::Labels(vec!["alertname".into()])
+        );
         assert_eq!(r.routes[2].group_by, GroupBy::All);
     }
 
     #[test]
     fn group_keys_match_alertmanager() {
         let r = tree(YAML);
-        let labels = ls(&[("alertname", "HighErrorRate"), ("cluster", "aa"), ("env", "prod"), ("severity", "page")]);
+        let labels = ls(&[
+            ("alertname", "HighErrorRate"),
+            ("cluster", "aa"),
+            ("env", "prod"),
+            ("severity", "page"),
+        ]);
         let m = r.match_labels(&labels);
         let gl = m[0].group_labels(&labels);
         assert_eq!(
@@ -262,6 +285,9 @@ receivers:
         let root_only = r.group_key(&r.group_labels(&ls(&[("alertname", "test1")])));
         assert_eq!(root_only, r#"{}:{alertname="test1"}"#);
         // absent group_by labels are omitted, not empty
-        assert_eq!(m[0].group_labels(&ls(&[("alertname", "x")])), ls(&[("alertname", "x")]));
+        assert_eq!(
+            m[0].group_labels(&ls(&[("alertname", "x")])),
+            ls(&[("alertname", "x")])
+        );
     }
 }

@@ -1,8 +1,10 @@
 //! Message templates: a MiniJinja environment over the same data Alertmanager templates
 //! see (status, alerts, groupLabels, commonLabels, commonAnnotations, externalURL, …),
-//! plus the default subject line every integration shares.
+//! plus what every integration shares: the default subject line, the default plain-text
+//! rendering, Slack mrkdwn escaping and length limits measured the way chat platforms
+//! count (UTF-16 code units, an upper bound on "characters").
 
-use crate::alert::{Status, WebhookMessage};
+use crate::alert::{LabelSet, Status, WebhookAlert, WebhookMessage};
 use minijinja::{context, Environment, Value};
 
 /// Template rendering failure (a bad user template), reported as a permanent error.
@@ -24,6 +26,9 @@ impl Default for Templates {
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
+    // Label values are untrusted: `{{ labels.x | slack_escape }}` keeps them from
+    // triggering Slack mentions or links in user templates.
+    env.add_filter("slack_escape", |s: String| slack_escape(&s));
     env
 }
 
@@ -85,13 +90,59 @@ pub fn subject(msg: &WebhookMessage) -> String {
     s
 }
 
-/// Link to this router's view of the group's alerts.
+/// Link to this router's view of the group's alerts: the alerts routed to the receiver,
+/// filtered by the group's labels.
 pub fn alerts_url(msg: &WebhookMessage) -> String {
-    format!(
+    let mut url = format!(
         "{}/admin/v1/alerts?receiver={}",
         msg.external_url,
-        urlencode(&msg.receiver)
-    )
+        urlencode(&unquote_meta(&msg.receiver))
+    );
+    if !msg.group_labels.is_empty() {
+        let matchers: Vec<String> = msg
+            .group_labels
+            .iter()
+            .map(|(k, v)| {
+                let v = v
+                    .replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+                    .replace('\n', "\\n");
+                if is_classic_name(k) {
+                    format!("{k}=\"{v}\"")
+                } else {
+                    format!("{}=\"{v}\"", k.replace('\\', "\\\\").replace('"', "\\\""))
+                }
+            })
+            .collect();
+        url.push_str("&filter=");
+        url.push_str(&urlencode(&format!("{{{}}}", matchers.join(","))));
+    }
+    url
+}
+
+fn is_classic_name(k: &str) -> bool {
+    let mut chars = k.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+/// Undo `regexp.QuoteMeta`, which Alertmanager (and so the message) applies to the
+/// receiver name.
+fn unquote_meta(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Percent-encode a query value.
@@ -106,4 +157,281 @@ pub fn urlencode(s: &str) -> String {
         }
     }
     out
+}
+
+/// Labels worth showing next to an alert's name, in this order.
+pub const KEY_LABELS: [&str; 10] = [
+    "instance",
+    "job",
+    "severity",
+    "namespace",
+    "pod",
+    "service",
+    "container",
+    "node",
+    "cluster",
+    "env",
+];
+
+/// An alert's name, or its fingerprint when it has none.
+pub fn alert_name(a: &WebhookAlert) -> &str {
+    a.labels
+        .get("alertname")
+        .map(String::as_str)
+        .unwrap_or(a.fingerprint.as_str())
+}
+
+/// The alert's key labels (see [`KEY_LABELS`]) that it actually has.
+pub fn key_labels(labels: &LabelSet) -> Vec<(&'static str, &str)> {
+    KEY_LABELS
+        .iter()
+        .filter_map(|k| labels.get(*k).map(|v| (*k, v.as_str())))
+        .collect()
+}
+
+/// The one-line description of an alert: the first non-blank of its `summary`,
+/// `description` and `message` annotations.
+pub fn alert_summary(a: &WebhookAlert) -> Option<&str> {
+    ["summary", "description", "message"].iter().find_map(|k| {
+        a.annotations
+            .get(*k)
+            .map(String::as_str)
+            .filter(|s| !s.trim().is_empty())
+    })
+}
+
+/// Alerts in the order notifications list them: firing first, then resolved.
+pub fn firing_then_resolved(msg: &WebhookMessage) -> impl Iterator<Item = &WebhookAlert> {
+    msg.firing().chain(msg.resolved())
+}
+
+/// Length as chat platforms count it, conservatively: UTF-16 code units.
+pub fn text_len(s: &str) -> usize {
+    s.encode_utf16().count()
+}
+
+/// Cut `s` to at most `max` UTF-16 code units on a character boundary, ending with "…"
+/// when anything was cut.
+pub fn truncate(s: &str, max: usize) -> String {
+    truncate_at(s, max, |_| true)
+}
+
+/// [`truncate`] for Slack mrkdwn: never cuts inside an entity (`&amp;`) or a control
+/// sequence (`<url|label>`), so the result is still well formed.
+pub fn truncate_mrkdwn(s: &str, max: usize) -> String {
+    // Characters since an unclosed `&` (an entity is at most a few characters; a bare
+    // `&` from a user template must not forbid every later cut), and whether a `<` is open.
+    let mut amp: Option<usize> = None;
+    let mut in_link = false;
+    truncate_at(s, max, move |c| {
+        match c {
+            '&' => amp = Some(0),
+            ';' => amp = None,
+            '<' => in_link = true,
+            '>' => in_link = false,
+            _ => {
+                amp = amp.map(|n| n + 1).filter(|n| *n < 10 && !c.is_whitespace());
+            }
+        }
+        amp.is_none() && !in_link
+    })
+}
+
+/// Keep the longest prefix that fits `max` with "…" appended and ends where `cut_ok`
+/// (called once per character, in order) said a cut is allowed.
+fn truncate_at(s: &str, max: usize, mut cut_ok: impl FnMut(char) -> bool) -> String {
+    if text_len(s) <= max {
+        return s.to_string();
+    }
+    let ellipsis = '…';
+    if max < ellipsis.len_utf16() {
+        return String::new();
+    }
+    let budget = max - ellipsis.len_utf16();
+    let mut units = 0;
+    let mut cut = 0;
+    for (i, c) in s.char_indices() {
+        if units + c.len_utf16() > budget {
+            break;
+        }
+        units += c.len_utf16();
+        if cut_ok(c) {
+            cut = i + c.len_utf8();
+        }
+    }
+    let mut out = s[..cut].trim_end().to_string();
+    out.push(ellipsis);
+    out
+}
+
+/// Escape text for Slack mrkdwn (and any Slack text field): exactly `&`, `<`, `>`. This
+/// also neutralises `<!channel>`, `<!here>` and `<@U…>` mentions in label values.
+pub fn slack_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A Slack link `<url|label>`; plain escaped `label` when `url` is empty. `|` cannot be
+/// escaped inside a link, so it is percent-encoded in the URL and replaced in the label.
+pub fn slack_link(url: &str, label: &str) -> String {
+    let label = slack_escape(&label.replace('|', "¦"));
+    if url.trim().is_empty() {
+        return label;
+    }
+    let url = slack_escape(&url.replace('|', "%7C"));
+    format!("<{url}|{label}>")
+}
+
+/// Replace control characters (newlines included) by spaces, so a value stays on its line.
+pub fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// The default plain-text rendering of a notification (the `log` integration): the
+/// subject line, then one line per alert with its status, labels and summary.
+pub fn plain_text(msg: &WebhookMessage) -> String {
+    let mut out = one_line(&subject(msg));
+    for a in firing_then_resolved(msg) {
+        let labels: Vec<String> = a
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{}={:?}", one_line(k), v))
+            .collect();
+        out.push_str(&format!(
+            "\n  {:<8} {{{}}}",
+            a.status.as_str(),
+            labels.join(", ")
+        ));
+        if let Some(s) = alert_summary(a) {
+            out.push_str(" - ");
+            out.push_str(&one_line(s));
+        }
+    }
+    if msg.truncated_alerts > 0 {
+        out.push_str(&format!("\n  …and {} more alerts", msg.truncated_alerts));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(alerts: Vec<WebhookAlert>) -> WebhookMessage {
+        let mut gl = LabelSet::new();
+        gl.insert("alertname".into(), "Disk".into());
+        WebhookMessage::new(
+            "team.ops",
+            alerts,
+            gl,
+            "http://router.test/",
+            "{}:{alertname=\"Disk\"}",
+            "first notification",
+        )
+    }
+
+    fn alert(name: &str, instance: &str, status: Status) -> WebhookAlert {
+        let labels: LabelSet = [("alertname", name), ("instance", instance)]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        WebhookAlert {
+            status,
+            fingerprint: crate::alert::Fingerprint::of(&labels).to_string(),
+            labels,
+            annotations: [("summary".to_string(), "disk\nfull".to_string())].into(),
+            starts_at: "2024-05-01T10:00:00Z".into(),
+            ends_at: crate::alert::ZERO_TIME.into(),
+            generator_url: String::new(),
+        }
+    }
+
+    #[test]
+    fn escapes_slack_control_characters() {
+        assert_eq!(
+            slack_escape("<!channel> & a>b"),
+            "&lt;!channel&gt; &amp; a&gt;b"
+        );
+        assert_eq!(
+            slack_link("http://x/?a=1&b=|", "so|urce>"),
+            "<http://x/?a=1&amp;b=%7C|so¦urce&gt;>"
+        );
+        assert_eq!(slack_link("", "<x>"), "&lt;x&gt;");
+    }
+
+    #[test]
+    fn truncates_on_char_boundaries() {
+        assert_eq!(truncate("short", 10), "short");
+        assert_eq!(truncate("héllo wörld", 6), "héllo…");
+        let t = truncate(&"😀".repeat(10), 7);
+        assert_eq!(t, "😀😀😀…");
+        assert!(text_len(&t) <= 7);
+        assert_eq!(truncate("abc", 0), "");
+    }
+
+    #[test]
+    fn mrkdwn_truncation_keeps_entities_and_links_whole() {
+        let s = "ab &amp; <http://x|source> tail";
+        for max in 0..text_len(s) {
+            let t = truncate_mrkdwn(s, max);
+            assert!(text_len(&t) <= max, "{t:?} longer than {max}");
+            let body = t.trim_end_matches('…');
+            assert_eq!(
+                body.matches('<').count(),
+                body.matches('>').count(),
+                "{t:?}"
+            );
+            if let Some(i) = body.rfind('&') {
+                assert!(body[i..].contains(';'), "{t:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn plain_text_lists_firing_then_resolved_one_per_line() {
+        let m = msg(vec![
+            alert("Disk", "b", Status::Resolved),
+            alert("Disk", "a", Status::Firing),
+        ]);
+        let text = plain_text(&m);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].starts_with("[FIRING:1] Disk"), "{text}");
+        assert!(
+            lines[1].contains("firing") && lines[1].contains("\"a\""),
+            "{text}"
+        );
+        assert!(
+            lines[2].contains("resolved") && lines[2].ends_with("disk full"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn alerts_url_names_the_receiver_and_group() {
+        let m = msg(vec![alert("Disk", "a", Status::Firing)]);
+        assert_eq!(
+            alerts_url(&m),
+            "http://router.test/admin/v1/alerts?receiver=team.ops&filter=%7Balertname%3D%22Disk%22%7D"
+        );
+    }
+
+    #[test]
+    fn user_templates_can_escape_for_slack() {
+        let m = msg(vec![alert("<!here>", "a", Status::Firing)]);
+        let out = Templates::new()
+            .render("{{ alerts[0].labels.alertname | slack_escape }}", &m)
+            .unwrap();
+        assert_eq!(out, "&lt;!here&gt;");
+    }
 }

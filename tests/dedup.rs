@@ -75,7 +75,11 @@ async fn same_payload_twice_and_replicas_give_one_notification() {
     assert_eq!(app.post_json("/webhook", &replica).await.status(), 200);
     wait_ticks(&app, "Disk", 3).await;
     let v2 = sent(&app).await;
-    assert_eq!(v2.len(), 1, "duplicates produced extra notifications: {v2:#?}");
+    assert_eq!(
+        v2.len(),
+        1,
+        "duplicates produced extra notifications: {v2:#?}"
+    );
     assert_eq!(v[0]["message"]["notification_reason"], "first notification");
     assert_eq!(v[0]["message"]["alerts"].as_array().unwrap().len(), 2);
     app.stop().await;
@@ -89,26 +93,47 @@ async fn new_alert_then_resolve() {
     app.post_json("/webhook", &webhook(vec![a1.clone()])).await;
     wait_count(&app, 1).await;
     // a new alert in the group → exactly one more notification, with both alerts
-    app.post_json("/webhook", &webhook(vec![a1.clone(), a2.clone()])).await;
+    app.post_json("/webhook", &webhook(vec![a1.clone(), a2.clone()]))
+        .await;
     let v = wait_count(&app, 2).await;
     assert_eq!(v[1]["message"]["notification_reason"], "new alerts added");
     assert_eq!(v[1]["message"]["alerts"].as_array().unwrap().len(), 2);
     wait_ticks(&app, "Cpu", 2).await;
-    assert_eq!(sent(&app).await.len(), 2, "nothing is re-sent before repeat_interval");
+    assert_eq!(
+        sent(&app).await.len(),
+        2,
+        "nothing is re-sent before repeat_interval"
+    );
     // resolve one: send_resolved is on → one "some alerts resolved"
     let mut r1 = alert(&[("alertname", "Cpu"), ("instance", "a")], "resolved");
     r1["startsAt"] = a1["startsAt"].clone();
-    app.post_json("/webhook", &webhook(vec![r1.clone(), a2.clone()])).await;
+    app.post_json("/webhook", &webhook(vec![r1.clone(), a2.clone()]))
+        .await;
     let v = wait_count(&app, 3).await;
-    assert_eq!(v[2]["message"]["notification_reason"], "some alerts resolved");
-    let statuses: Vec<&str> = v[2]["message"]["alerts"].as_array().unwrap().iter().map(|a| a["status"].as_str().unwrap()).collect();
-    assert_eq!(statuses.iter().filter(|s| **s == "resolved").count(), 1, "{statuses:?}");
+    assert_eq!(
+        v[2]["message"]["notification_reason"],
+        "some alerts resolved"
+    );
+    let statuses: Vec<&str> = v[2]["message"]["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "resolved").count(),
+        1,
+        "{statuses:?}"
+    );
     // resolve the other → "all alerts resolved", group status resolved
     let mut r2 = alert(&[("alertname", "Cpu"), ("instance", "b")], "resolved");
     r2["startsAt"] = a2["startsAt"].clone();
     app.post_json("/webhook", &webhook(vec![r2])).await;
     let v = wait_count(&app, 4).await;
-    assert_eq!(v[3]["message"]["notification_reason"], "all alerts resolved");
+    assert_eq!(
+        v[3]["message"]["notification_reason"],
+        "all alerts resolved"
+    );
     assert_eq!(v[3]["message"]["status"], "resolved");
     // the same resolved payload again (Alertmanager repeats it) changes nothing
     let mut r2b = alert(&[("alertname", "Cpu"), ("instance", "b")], "resolved");
@@ -125,12 +150,31 @@ async fn new_alert_then_resolve() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeat_interval_resends() {
     let app = TestApp::start(&CONFIG.replace("repeat_interval: 1h", "repeat_interval: 1s")).await;
-    app.post_json("/webhook", &webhook(vec![alert(&[("alertname", "Rep")], "firing")])).await;
+    app.post_json(
+        "/webhook",
+        &webhook(vec![alert(&[("alertname", "Rep")], "firing")]),
+    )
+    .await;
     let v = wait_count(&app, 2).await;
-    assert_eq!(v[1]["message"]["notification_reason"], "repeat interval elapsed");
-    let t0 = time::OffsetDateTime::parse(v[0]["created_at"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
-    let t1 = time::OffsetDateTime::parse(v[1]["created_at"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
-    assert!(t1 - t0 >= time::Duration::seconds(1), "repeat came too early: {}", t1 - t0);
+    assert_eq!(
+        v[1]["message"]["notification_reason"],
+        "repeat interval elapsed"
+    );
+    let t0 = time::OffsetDateTime::parse(
+        v[0]["created_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let t1 = time::OffsetDateTime::parse(
+        v[1]["created_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!(
+        t1 - t0 >= time::Duration::seconds(1),
+        "repeat came too early: {}",
+        t1 - t0
+    );
     app.stop().await;
 }
 
@@ -144,7 +188,10 @@ async fn send_resolved_false_sends_no_resolve() {
     r["startsAt"] = a["startsAt"].clone();
     app.post_json("/webhook", &webhook(vec![r])).await;
     wait_for(WAIT, "group flushed and removed", || async {
-        group_last_flush(&app, "Quiet").await.is_none().then_some(())
+        group_last_flush(&app, "Quiet")
+            .await
+            .is_none()
+            .then_some(())
     })
     .await;
     assert_eq!(sent(&app).await.len(), 1);

@@ -16,13 +16,19 @@ receivers:
 "#;
 
 async fn stored_alerts(app: &TestApp) -> usize {
-    app.get_json("/admin/v1/alerts").await.as_array().map_or(0, Vec::len)
+    app.get_json("/admin/v1/alerts")
+        .await
+        .as_array()
+        .map_or(0, Vec::len)
 }
 
 async fn error_of(r: reqwest::Response) -> (u16, String) {
     let status = r.status().as_u16();
     let v: Value = r.json().await.expect("JSON error body");
-    (status, v["error"].as_str().expect("error field").to_string())
+    (
+        status,
+        v["error"].as_str().expect("error field").to_string(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -30,12 +36,30 @@ async fn bad_payloads_get_400_naming_the_field_and_store_nothing() {
     let app = TestApp::start(CONFIG).await;
     let good = alert(&[("alertname", "A")], "firing");
     let cases: Vec<(Value, &str)> = vec![
-        (json!({"alerts": [good.clone(), {"annotations": {}}]}), "alerts[1].labels: required"),
-        (json!({"alerts": [good.clone(), {"labels": {"a": 1}}]}), "alerts[1].labels.a: value must be a string"),
-        (json!({"alerts": [{"labels": {"": "x"}}]}), "alerts[0].labels: invalid name"),
-        (json!({"alerts": [{"labels": {"a": "b"}, "startsAt": "yesterday"}]}), "alerts[0].startsAt"),
-        (json!({"alerts": [{"labels": {"a": "b"}, "endsAt": 17}]}), "alerts[0].endsAt"),
-        (json!({"alerts": [{"labels": {"a": "b"}, "status": "maybe"}]}), "alerts[0].status"),
+        (
+            json!({"alerts": [good.clone(), {"annotations": {}}]}),
+            "alerts[1].labels: required",
+        ),
+        (
+            json!({"alerts": [good.clone(), {"labels": {"a": 1}}]}),
+            "alerts[1].labels.a: value must be a string",
+        ),
+        (
+            json!({"alerts": [{"labels": {"": "x"}}]}),
+            "alerts[0].labels: invalid name",
+        ),
+        (
+            json!({"alerts": [{"labels": {"a": "b"}, "startsAt": "yesterday"}]}),
+            "alerts[0].startsAt",
+        ),
+        (
+            json!({"alerts": [{"labels": {"a": "b"}, "endsAt": 17}]}),
+            "alerts[0].endsAt",
+        ),
+        (
+            json!({"alerts": [{"labels": {"a": "b"}, "status": "maybe"}]}),
+            "alerts[0].status",
+        ),
         (json!({"alerts": "nope"}), "alerts: must be an array"),
         (json!({"receiver": "x"}), "alerts: required"),
         (json!({"alerts": [], "version": "3"}), "version"),
@@ -44,18 +68,44 @@ async fn bad_payloads_get_400_naming_the_field_and_store_nothing() {
     for (body, want) in cases {
         let (status, err) = error_of(app.post_json("/webhook", &body).await).await;
         assert_eq!(status, 400, "{body}");
-        assert!(err.contains(want), "{body}: error {err:?} should contain {want:?}");
+        assert!(
+            err.contains(want),
+            "{body}: error {err:?} should contain {want:?}"
+        );
     }
-    let (status, err) = error_of(app.post_raw("/webhook", Some("application/json"), b"{\"alerts\": [".to_vec()).await).await;
+    let (status, err) = error_of(
+        app.post_raw(
+            "/webhook",
+            Some("application/json"),
+            b"{\"alerts\": [".to_vec(),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(status, 400);
     assert!(err.contains("invalid JSON"), "{err}");
-    assert_eq!(stored_alerts(&app).await, 0, "a rejected request must store nothing");
+    assert_eq!(
+        stored_alerts(&app).await,
+        0,
+        "a rejected request must store nothing"
+    );
     // the valid alert of a rejected batch was not stored either; a clean post is
     let r = app.post_json("/webhook", &webhook(vec![good])).await;
     assert_eq!(r.status(), 200);
     assert_eq!(stored_alerts(&app).await, 1);
-    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("alert_router_alerts_invalid_total 11"), "{metrics}");
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("alert_router_alerts_invalid_total 11"),
+        "{metrics}"
+    );
     app.stop().await;
 }
 
@@ -63,20 +113,36 @@ async fn bad_payloads_get_400_naming_the_field_and_store_nothing() {
 async fn content_type_size_and_receiver_checks() {
     let app = TestApp::start(CONFIG).await;
     let body = serde_json::to_vec(&webhook(vec![alert(&[("alertname", "A")], "firing")])).unwrap();
-    let (s, e) = error_of(app.post_raw("/webhook", Some("text/plain"), body.clone()).await).await;
+    let (s, e) = error_of(
+        app.post_raw("/webhook", Some("text/plain"), body.clone())
+            .await,
+    )
+    .await;
     assert_eq!(s, 415);
     assert!(e.contains("application/json"));
     let (s, _) = error_of(app.post_raw("/webhook", None, body.clone()).await).await;
     assert_eq!(s, 415);
     // charset parameter is fine
-    let r = app.post_raw("/webhook", Some("application/json; charset=utf-8"), body.clone()).await;
+    let r = app
+        .post_raw(
+            "/webhook",
+            Some("application/json; charset=utf-8"),
+            body.clone(),
+        )
+        .await;
     assert_eq!(r.status(), 200);
-    let big = webhook((0..40).map(|i| alert(&[("alertname", "Big"), ("i", &i.to_string())], "firing")).collect());
+    let big = webhook(
+        (0..40)
+            .map(|i| alert(&[("alertname", "Big"), ("i", &i.to_string())], "firing"))
+            .collect(),
+    );
     let (s, e) = error_of(app.post_json("/webhook", &big).await).await;
     assert_eq!(s, 413);
     assert!(e.contains("max_body_bytes"), "{e}");
     // chunked body without Content-Length is limited too
-    let stream = futures::stream::iter(vec![Ok::<_, std::io::Error>(serde_json::to_vec(&big).unwrap())]);
+    let stream = futures::stream::iter(vec![Ok::<_, std::io::Error>(
+        serde_json::to_vec(&big).unwrap(),
+    )]);
     let r = app
         .client
         .post(app.url("/webhook"))
@@ -86,12 +152,22 @@ async fn content_type_size_and_receiver_checks() {
         .await
         .unwrap();
     assert_eq!(r.status(), 413);
-    let (s, e) = error_of(app.post_raw("/webhook/nobody", Some("application/json"), body.clone()).await).await;
+    let (s, e) = error_of(
+        app.post_raw("/webhook/nobody", Some("application/json"), body.clone())
+            .await,
+    )
+    .await;
     assert_eq!(s, 404);
     assert!(e.contains("nobody"));
-    let r = app.post_raw("/webhook/ops", Some("application/json"), body).await;
+    let r = app
+        .post_raw("/webhook/ops", Some("application/json"), body)
+        .await;
     assert_eq!(r.status(), 200);
-    assert_eq!(stored_alerts(&app).await, 1, "same alert twice is one stored alert");
+    assert_eq!(
+        stored_alerts(&app).await,
+        1,
+        "same alert twice is one stored alert"
+    );
     app.stop().await;
 }
 
@@ -106,29 +182,98 @@ async fn ingest_auth_and_admin_auth() {
     let r = app.post_json("/webhook", &body).await;
     assert_eq!(r.status(), 401);
     assert!(r.headers().contains_key("www-authenticate"));
-    let r = app.client.post(app.url("/webhook")).bearer_auth("wrong").json(&body).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url("/webhook"))
+        .bearer_auth("wrong")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    let r = app.client.post(app.url("/webhook")).bearer_auth("s3cret-token").json(&body).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url("/webhook"))
+        .bearer_auth("s3cret-token")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let r = app.client.post(app.url("/webhook")).basic_auth("am", Some("pw")).json(&body).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url("/webhook"))
+        .basic_auth("am", Some("pw"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let r = app.client.post(app.url("/webhook")).basic_auth("am", Some("nope")).json(&body).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url("/webhook"))
+        .basic_auth("am", Some("nope"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     // admin API: token required even from loopback once configured
-    let r = app.client.get(app.url("/admin/v1/alerts")).send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/admin/v1/alerts"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    let r = app.client.get(app.url("/admin/v1/alerts")).bearer_auth("s3cret-token").send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/admin/v1/alerts"))
+        .bearer_auth("s3cret-token")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    let r = app.client.get(app.url("/admin/v1/alerts")).bearer_auth("admin-token").send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/admin/v1/alerts"))
+        .bearer_auth("admin-token")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v.as_array().unwrap().len(), 1);
     let r = app.client.post(app.url("/-/reload")).send().await.unwrap();
     assert_eq!(r.status(), 401);
     // health and metrics stay open
-    assert_eq!(app.client.get(app.url("/-/healthy")).send().await.unwrap().status(), 200);
-    assert_eq!(app.client.get(app.url("/-/ready")).send().await.unwrap().status(), 200);
-    assert_eq!(app.client.get(app.url("/metrics")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        app.client
+            .get(app.url("/-/healthy"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.client
+            .get(app.url("/-/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     app.stop().await;
 }
 
@@ -138,11 +283,17 @@ async fn api_v2_alerts_accepts_prometheus_posts() {
     let body = json!([{"labels": {"alertname": "FromProm", "job": "node"}, "annotations": {"summary": "s"}, "generatorURL": "http://prom/graph"}]);
     let r = app.post_json("/api/v2/alerts", &body).await;
     assert_eq!(r.status(), 200);
-    let alerts = app.get_json("/admin/v1/alerts?filter=alertname%3D%22FromProm%22").await;
+    let alerts = app
+        .get_json("/admin/v1/alerts?filter=alertname%3D%22FromProm%22")
+        .await;
     let a = &alerts.as_array().unwrap()[0];
     assert_eq!(a["status"], "firing");
     assert!(a["endsAt"].is_string(), "resolve_timeout applied: {a}");
-    let (s, e) = error_of(app.post_json("/api/v2/alerts", &json!([{"annotations": {}}])).await).await;
+    let (s, e) = error_of(
+        app.post_json("/api/v2/alerts", &json!([{"annotations": {}}]))
+            .await,
+    )
+    .await;
     assert_eq!(s, 400);
     assert!(e.contains("alerts[0].labels"));
     app.stop().await;

@@ -1,10 +1,14 @@
-//! Log integration (stub; being written).
+//! Log integration: prints each notification to stdout as plain text (the subject line,
+//! then one line per alert). Useful as a first receiver, in tests and as an audit trail;
+//! it never fails.
+
 use super::{Notifier, NotifyError};
 use crate::config::{LogConfig, RateLimit};
 use crate::duration::AmDuration;
 use crate::store::Notification;
-use crate::template::Templates;
+use crate::template::{plain_text, Templates};
 use futures::future::BoxFuture;
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,29 +18,37 @@ pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit {
     burst: Some(100),
 };
 
+/// The stdout integration.
 pub struct LogNotifier {
     send_resolved: bool,
-    templates: Arc<Templates>,
 }
+
 impl LogNotifier {
-    pub fn new(c: &LogConfig, templates: Arc<Templates>) -> Self {
+    pub fn new(c: &LogConfig, _templates: Arc<Templates>) -> Self {
         Self {
             send_resolved: c.send_resolved,
-            templates,
         }
     }
 }
+
 impl Notifier for LogNotifier {
     fn kind(&self) -> &'static str {
         "log"
     }
+
     fn send_resolved(&self) -> bool {
         self.send_resolved
     }
+
     fn send<'a>(&'a self, n: &'a Notification) -> BoxFuture<'a, Result<(), NotifyError>> {
         Box::pin(async move {
-            println!("{}", crate::template::subject(&n.message));
-            let _ = &self.templates;
+            let mut block = plain_text(&n.message);
+            block.push('\n');
+            // One write under the lock keeps a block together when several workers print;
+            // a closed stdout is not a reason to retry forever.
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(block.as_bytes());
+            let _ = out.flush();
             Ok(())
         })
     }

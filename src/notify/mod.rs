@@ -4,6 +4,7 @@
 //! cannot be delivered.
 
 pub mod email;
+pub mod http;
 pub mod log;
 pub mod slack;
 pub mod webhook;
@@ -112,48 +113,63 @@ pub trait Notifier: Send + Sync {
     fn send<'a>(&'a self, n: &'a Notification) -> BoxFuture<'a, Result<(), NotifyError>>;
 }
 
-/// Build every integration of `cfg`, keyed by worker key (`receiver/kind[index]`).
+/// One configured integration instance, ready for a delivery worker.
+pub struct Integration {
+    /// Worker key: `receiver/kind[index]`.
+    pub key: String,
+    pub notifier: Arc<dyn Notifier>,
+    pub rate_limit: RateLimit,
+}
+
+/// Build every integration of `cfg`.
 pub fn build_notifiers(
     cfg: &Config,
     templates: &Arc<Templates>,
-) -> Result<Vec<(String, Arc<dyn Notifier>, RateLimit)>, String> {
-    let mut out: Vec<(String, Arc<dyn Notifier>, RateLimit)> = Vec::new();
+) -> Result<Vec<Integration>, String> {
+    let mut out: Vec<Integration> = Vec::new();
+    let mut push = |key: String, notifier: Arc<dyn Notifier>, rate_limit: RateLimit| {
+        out.push(Integration {
+            key,
+            notifier,
+            rate_limit,
+        })
+    };
     for r in &cfg.receivers {
         let name = &r.name.value;
         for (i, c) in r.email_configs.iter().enumerate() {
             let n = email::EmailNotifier::new(c, cfg, templates.clone())
                 .map_err(|e| format!("receiver {name:?} email_configs[{i}]: {e}"))?;
-            out.push((
+            push(
                 worker_key(name, "email", i),
                 Arc::new(n),
                 c.rate_limit.unwrap_or(email::DEFAULT_RATE_LIMIT),
-            ));
+            );
         }
         for (i, c) in r.slack_configs.iter().enumerate() {
             let n = slack::SlackNotifier::new(c, templates.clone())
                 .map_err(|e| format!("receiver {name:?} slack_configs[{i}]: {e}"))?;
-            out.push((
+            push(
                 worker_key(name, "slack", i),
                 Arc::new(n),
                 c.rate_limit.unwrap_or(slack::DEFAULT_RATE_LIMIT),
-            ));
+            );
         }
         for (i, c) in r.webhook_configs.iter().enumerate() {
             let n = webhook::WebhookNotifier::new(c)
                 .map_err(|e| format!("receiver {name:?} webhook_configs[{i}]: {e}"))?;
-            out.push((
+            push(
                 worker_key(name, "webhook", i),
                 Arc::new(n),
                 c.rate_limit.unwrap_or(webhook::DEFAULT_RATE_LIMIT),
-            ));
+            );
         }
         for (i, c) in r.log_configs.iter().enumerate() {
             let n = log::LogNotifier::new(c, templates.clone());
-            out.push((
+            push(
                 worker_key(name, "log", i),
                 Arc::new(n),
                 c.rate_limit.unwrap_or(log::DEFAULT_RATE_LIMIT),
-            ));
+            );
         }
     }
     Ok(out)
@@ -220,7 +236,7 @@ impl Hub {
     /// for `notifiers`, loading their open notifications from the store.
     pub async fn restart(
         &self,
-        notifiers: Vec<(String, Arc<dyn Notifier>, RateLimit)>,
+        notifiers: Vec<Integration>,
         delivery: &DeliveryConfig,
     ) -> Result<(), crate::store::StoreError> {
         self.stop().await;
@@ -232,7 +248,12 @@ impl Hub {
         }
         let mut workers = HashMap::new();
         let mut send_resolved = HashMap::new();
-        for (key, notifier, rl) in notifiers {
+        for Integration {
+            key,
+            notifier,
+            rate_limit: rl,
+        } in notifiers
+        {
             let (tx, rx) = mpsc::unbounded_channel();
             let (receiver, integration, index) = split_worker_key(&key);
             let status = Arc::new(Mutex::new(WorkerStatus {

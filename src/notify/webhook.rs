@@ -1,7 +1,12 @@
-//! Webhook integration (stub; being written).
-use super::{FailureReason, Notifier, NotifyError};
+//! Webhook integration: re-emits the notification as Alertmanager's webhook payload
+//! (version 4), so the router can sit in front of any existing Alertmanager webhook
+//! receiver.
+
+use super::http::{http_client, post_json, DEFAULT_TIMEOUT};
+use super::{Notifier, NotifyError};
 use crate::config::{RateLimit, WebhookConfig};
 use crate::duration::AmDuration;
+use crate::secret::Secret;
 use crate::store::Notification;
 use futures::future::BoxFuture;
 use std::time::Duration;
@@ -12,29 +17,46 @@ pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit {
     burst: Some(20),
 };
 
+/// The Alertmanager-compatible webhook integration.
 pub struct WebhookNotifier {
+    url: Secret,
+    client: reqwest::Client,
+    max_alerts: usize,
     send_resolved: bool,
 }
+
 impl WebhookNotifier {
     pub fn new(c: &WebhookConfig) -> Result<Self, String> {
+        let url = c
+            .url
+            .clone()
+            .filter(|u| !u.is_empty())
+            .ok_or("url: required")?;
         Ok(Self {
+            url,
+            client: http_client(c.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0))?,
+            max_alerts: c.max_alerts,
             send_resolved: c.send_resolved,
         })
     }
 }
+
 impl Notifier for WebhookNotifier {
     fn kind(&self) -> &'static str {
         "webhook"
     }
+
     fn send_resolved(&self) -> bool {
         self.send_resolved
     }
-    fn send<'a>(&'a self, _n: &'a Notification) -> BoxFuture<'a, Result<(), NotifyError>> {
-        Box::pin(async {
-            Err(NotifyError::permanent(
-                FailureReason::Other,
-                "not implemented",
-            ))
+
+    fn send<'a>(&'a self, n: &'a Notification) -> BoxFuture<'a, Result<(), NotifyError>> {
+        Box::pin(async move {
+            // Everything else (status, common labels, groupKey…) is sent as computed by
+            // the dispatcher; only `max_alerts` is applied here.
+            let mut msg = n.message.clone();
+            msg.truncate(self.max_alerts);
+            post_json(&self.client, &self.url, &msg).await.map(|_| ())
         })
     }
 }

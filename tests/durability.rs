@@ -1,0 +1,255 @@
+//! Crash safety with the real binary: `kill -9` before `group_wait` ends, or while a
+//! notification is still failing, and a restart on the same store delivers exactly once.
+mod common;
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+struct Proc {
+    child: Child,
+    stdout: Arc<Mutex<Vec<String>>>,
+    base: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn spawn(config: &std::path::Path, port: u16) -> Proc {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_alert-router"))
+        .arg("--config")
+        .arg(config)
+        .arg("--log-level")
+        .arg("warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn alert-router");
+    let out = child.stdout.take().unwrap();
+    let stdout = Arc::new(Mutex::new(Vec::new()));
+    let sink = stdout.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    wait_for(Duration::from_secs(20), "router ready", || {
+        let c = client.clone();
+        let url = format!("{base}/-/ready");
+        async move {
+            c.get(url)
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status() == 200)
+                .map(|_| ())
+        }
+    })
+    .await;
+    Proc {
+        child,
+        stdout,
+        base,
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        // never leave a router behind when a test fails
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    fn kill9(self) -> Vec<String> {
+        let mut p = self;
+        p.child.kill().unwrap(); // SIGKILL
+        p.child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(50)); // let the reader drain the pipe
+        let v = p.stdout.lock().unwrap().clone();
+        v
+    }
+    fn firing_lines(&self) -> usize {
+        self.stdout
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("[FIRING"))
+            .count()
+    }
+    async fn notifications(&self) -> Vec<serde_json::Value> {
+        reqwest::get(format!("{}/admin/v1/notifications", self.base))
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+            .as_array()
+            .cloned()
+            .unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_before_group_wait_then_restart_delivers_once() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = dir.path().join("c.yml");
+    std::fs::write(
+        &cfg,
+        full_config(
+            dir.path(),
+            "route:\n  receiver: ops\n  group_by: [alertname]\n  group_wait: 2s\n  group_interval: 300ms\nreceivers:\n  - name: ops\n    log_configs: [{}]\n",
+            &format!("127.0.0.1:{port}"),
+        ),
+    )
+    .unwrap();
+    let p = spawn(&cfg, port).await;
+    // fresh alerts (startsAt = now) so group_wait applies
+    let mut a = alert(&[("alertname", "Crash"), ("instance", "a")], "firing");
+    let mut b = alert(&[("alertname", "Crash"), ("instance", "b")], "firing");
+    let now = alert_router::alert::format_time(time::OffsetDateTime::now_utc());
+    a["startsAt"] = now.clone().into();
+    b["startsAt"] = now.into();
+    let r = reqwest::Client::new()
+        .post(format!("{}/webhook", p.base))
+        .json(&webhook(vec![a, b]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let out1 = p.kill9();
+    assert_eq!(
+        out1.iter().filter(|l| l.contains("[FIRING")).count(),
+        0,
+        "sent before group_wait: {out1:?}"
+    );
+
+    let p = spawn(&cfg, port).await;
+    let n = wait_for(
+        Duration::from_secs(20),
+        "delivery after restart",
+        || async {
+            let v = p.notifications().await;
+            v.iter().any(|n| n["state"] == "delivered").then_some(v)
+        },
+    )
+    .await;
+    assert_eq!(n.len(), 1, "{n:#?}");
+    assert_eq!(n[0]["message"]["alerts"].as_array().unwrap().len(), 2);
+    // wait several group_interval ticks: still exactly one, on the wire too
+    let groups_url = format!("{}/admin/v1/groups", p.base);
+    let first: serde_json::Value = reqwest::get(&groups_url)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let t0 = first[0]["last_flush"].clone();
+    wait_for(
+        Duration::from_secs(10),
+        "three more flush ticks",
+        || async {
+            let g: serde_json::Value = reqwest::get(&groups_url)
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let cur = g[0]["last_flush"].as_str().map(|s| s.to_string());
+            let t0 = t0.as_str().map(|s| s.to_string());
+            match (cur, t0) {
+                (Some(c), Some(t)) => {
+                    let c = time::OffsetDateTime::parse(
+                        &c,
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .unwrap();
+                    let t = time::OffsetDateTime::parse(
+                        &t,
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .unwrap();
+                    (c - t >= time::Duration::milliseconds(900)).then_some(())
+                }
+                _ => None,
+            }
+        },
+    )
+    .await;
+    assert_eq!(p.notifications().await.len(), 1);
+    assert_eq!(
+        p.firing_lines(),
+        1,
+        "printed notifications: {:?}",
+        p.stdout.lock().unwrap()
+    );
+    p.kill9();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_while_destination_fails_then_restart_delivers_once() {
+    init();
+    let mock = MockServer::start(Reply::status(503, "down"), None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = dir.path().join("c.yml");
+    std::fs::write(
+        &cfg,
+        full_config(
+            dir.path(),
+            &format!(
+                "delivery: {{backoff_initial: 100ms, backoff_max: 300ms}}\nroute:\n  receiver: ops\n  group_wait: 0s\nreceivers:\n  - name: ops\n    webhook_configs: [{{url: '{}'}}]\n",
+                mock.url("/hook")
+            ),
+            &format!("127.0.0.1:{port}"),
+        ),
+    )
+    .unwrap();
+    let p = spawn(&cfg, port).await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/webhook", p.base))
+        .json(&webhook(vec![alert(&[("alertname", "Down")], "firing")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    wait_for(Duration::from_secs(10), "failed attempts", || async {
+        (mock.count() >= 2).then_some(())
+    })
+    .await;
+    p.kill9();
+    let failed_attempts = mock.count();
+    *mock.default_reply.lock().unwrap() = Reply::ok("ok");
+    let p = spawn(&cfg, port).await;
+    let n = wait_for(
+        Duration::from_secs(20),
+        "delivery after restart",
+        || async {
+            let v = p.notifications().await;
+            v.iter().any(|n| n["state"] == "delivered").then_some(v)
+        },
+    )
+    .await;
+    assert_eq!(n.len(), 1);
+    assert!(
+        n[0]["attempts"].as_u64().unwrap() >= 2,
+        "attempts survive the restart: {}",
+        n[0]
+    );
+    // exactly one successful request reached the destination
+    assert_eq!(mock.count(), failed_attempts + 1);
+    let body = mock.requests().last().unwrap().json();
+    assert_eq!(body["alerts"][0]["labels"]["alertname"], "Down");
+    p.kill9();
+}

@@ -29,10 +29,11 @@ use std::time::Duration;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+/// Default when `rate_limit` is not set (see the README for the platform limits behind it).
 pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit {
-    messages: 1,
-    per: AmDuration(Duration::from_secs(1)),
-    burst: Some(10),
+    messages: 10,
+    per: AmDuration(Duration::from_secs(10)),
+    burst: None,
 };
 
 /// SMTP timeout when the config sets none (see [`EmailNotifier::send`] for what it bounds).

@@ -12,10 +12,11 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Default when `rate_limit` is not set (see the README for the platform limits behind it).
 pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit {
     messages: 100,
     per: AmDuration(Duration::from_secs(1)),
-    burst: Some(100),
+    burst: None,
 };
 
 /// The stdout integration.

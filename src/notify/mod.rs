@@ -1,10 +1,11 @@
 //! Delivery: the [`Notifier`] trait every integration implements, and one delivery worker
-//! per integration instance that drains its queue through a governor rate limiter, retries
+//! per integration instance that drains its queue through a rate limiter (governor), retries
 //! with backoff and jitter, merges overflow while rate limited, and dead-letters what
 //! cannot be delivered.
 
 pub mod email;
 pub mod http;
+pub mod limiter;
 pub mod log;
 pub mod slack;
 pub mod webhook;
@@ -15,11 +16,10 @@ use crate::metrics::{integration_labels, Metrics};
 use crate::store::{worker_key, Commit, DeliveryState, DispatchOp, Notification, Store};
 use crate::template::Templates;
 use futures::future::BoxFuture;
-use governor::{DefaultDirectRateLimiter, Quota};
+use limiter::Limiter;
 use rand::Rng;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -272,7 +272,7 @@ impl Hub {
             let worker = Worker {
                 key: key.clone(),
                 notifier,
-                limiter: limiter(&rl),
+                limiter: Limiter::new(&rl),
                 queue,
                 rx,
                 store: self.store.clone(),
@@ -359,20 +359,10 @@ fn split_worker_key(key: &str) -> (String, String, usize) {
     (receiver.to_string(), kind.to_string(), index)
 }
 
-fn limiter(rl: &RateLimit) -> DefaultDirectRateLimiter {
-    let burst = NonZeroU32::new(rl.burst.unwrap_or(rl.messages)).unwrap_or(NonZeroU32::MIN);
-    let messages = rl.messages.max(1);
-    let period = rl.per.0 / messages;
-    let quota = Quota::with_period(period.max(Duration::from_micros(1)))
-        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-        .allow_burst(burst);
-    governor::RateLimiter::direct(quota)
-}
-
 struct Worker {
     key: String,
     notifier: Arc<dyn Notifier>,
-    limiter: DefaultDirectRateLimiter,
+    limiter: Limiter,
     queue: VecDeque<Notification>,
     rx: mpsc::UnboundedReceiver<Notification>,
     store: Store,
@@ -411,14 +401,23 @@ impl Worker {
                 }
                 continue;
             }
-            if self.limiter.check().is_err() {
-                self.metrics.rate_limited_waits.get_or_create(&labels).inc();
+            // Wait for a send slot; while waiting, fold queued notifications of the same
+            // group together (also those that arrive during the wait).
+            let mut limited = false;
+            while let Some(wait) = self.limiter.try_acquire() {
+                if !limited {
+                    limited = true;
+                    self.metrics.rate_limited_waits.get_or_create(&labels).inc();
+                    lock(&self.status).rate_limited = true;
+                }
                 self.merge_overflow(&labels).await;
-                lock(&self.status).rate_limited = true;
                 tokio::select! {
-                    _ = self.limiter.until_ready() => {},
+                    _ = tokio::time::sleep(wait) => {},
                     _ = self.stop.changed() => return,
                 }
+            }
+            if limited {
+                self.merge_overflow(&labels).await;
                 lock(&self.status).rate_limited = false;
             }
             let Some(mut n) = self.queue.pop_front() else {

@@ -22,10 +22,11 @@ use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Default when `rate_limit` is not set (see the README for the platform limits behind it).
 pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit {
-    messages: 1,
-    per: AmDuration(Duration::from_secs(1)),
-    burst: Some(3),
+    messages: 3,
+    per: AmDuration(Duration::from_secs(3)),
+    burst: None,
 };
 
 /// Attachment title limit (Slack cuts longer titles; Alertmanager truncates to 1024 too).

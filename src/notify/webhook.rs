@@ -11,10 +11,11 @@ use crate::store::Notification;
 use futures::future::BoxFuture;
 use std::time::Duration;
 
+/// Default when `rate_limit` is not set (see the README for the platform limits behind it).
 pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit {
     messages: 10,
     per: AmDuration(Duration::from_secs(1)),
-    burst: Some(20),
+    burst: None,
 };
 
 /// The Alertmanager-compatible webhook integration.

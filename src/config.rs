@@ -807,7 +807,9 @@ pub fn split_host_port(s: &str) -> Option<(String, u16)> {
 pub fn expand_env(text: &str) -> Result<(String, Vec<String>), (u64, String)> {
     let mut out = String::with_capacity(text.len());
     let mut values = Vec::new();
-    for (n, line) in text.split_inclusive('\n').enumerate() {
+    for (n, full_line) in text.split_inclusive('\n').enumerate() {
+        // YAML comments are copied as they are: documentation may mention ${VARS}.
+        let (line, comment) = full_line.split_at(comment_start(full_line));
         let mut rest = line;
         while let Some(i) = rest.find('$') {
             out.push_str(&rest[..i]);
@@ -841,8 +843,26 @@ pub fn expand_env(text: &str) -> Result<(String, Vec<String>), (u64, String)> {
             }
         }
         out.push_str(rest);
+        out.push_str(comment);
     }
     Ok((out, values))
+}
+
+/// Byte offset where a YAML comment starts on this line (`#` outside quotes, at the start
+/// or after whitespace), or the line length.
+fn comment_start(line: &str) -> usize {
+    let (mut single, mut double) = (false, false);
+    let mut prev_ws = true;
+    for (i, c) in line.char_indices() {
+        match c {
+            '\'' if !double => single = !single,
+            '"' if !single => double = !double,
+            '#' if !single && !double && prev_ws => return i,
+            _ => {}
+        }
+        prev_ws = c.is_whitespace();
+    }
+    line.len()
 }
 
 #[cfg(test)]
@@ -934,6 +954,14 @@ mod tests {
         let e = load("admin: {bearer_tokens: ${AR_TEST_BAD_TOKENS}}\nroute:\n  receiver: x\nreceivers:\n  - name: x\n").unwrap_err();
         assert!(!e.to_string().contains("sekritvalue"), "{e}");
         assert_eq!(expand_env("a $$ b").unwrap().0, "a $ b");
+        assert_eq!(
+            expand_env("a: 1 # see ${NOT_SET_ANYWHERE}\n").unwrap().0,
+            "a: 1 # see ${NOT_SET_ANYWHERE}\n"
+        );
+        assert_eq!(
+            expand_env("a: 'x#${AR_TEST_BAD_TOKENS}'").unwrap().0,
+            "a: 'x#sekritvalue'"
+        );
     }
 
     #[test]

@@ -1,0 +1,99 @@
+//! The command line: `check-config` on the shipped configs and on broken ones, `--version`.
+use std::process::Command;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_alert-router"));
+    c.env(
+        "SLACK_OPS_WEBHOOK",
+        "https://hooks.slack.test/services/T/B/X",
+    );
+    c
+}
+
+#[test]
+fn shipped_configs_are_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    // the examples reference secret files; give them stand-ins with the same names
+    let yaml_paths = [
+        "config/alert-router.yml",
+        "config/docker.yml",
+        "config/examples/email.yml",
+        "config/examples/slack.yml",
+        "config/examples/webhook.yml",
+    ];
+    let mut files = Vec::new();
+    for p in yaml_paths {
+        let text = std::fs::read_to_string(p).unwrap();
+        let text = text.replace("/etc/alert-router/", &format!("{}/", dir.path().display()));
+        for secret in [
+            "admin-token",
+            "ingest-token",
+            "smtp-password",
+            "slack-payments-url",
+        ] {
+            let v = if secret.ends_with("url") {
+                "https://hooks.slack.test/services/T/B/Y"
+            } else {
+                "s3cret"
+            };
+            std::fs::write(dir.path().join(secret), v).unwrap();
+        }
+        let out = dir.path().join(p.replace('/', "_"));
+        std::fs::write(&out, text).unwrap();
+        files.push(out);
+    }
+    let o = bin().arg("check-config").args(&files).output().unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(stdout.matches("SUCCESS").count(), files.len(), "{stdout}");
+}
+
+#[test]
+fn broken_config_fails_with_file_line_column_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yml");
+    std::fs::write(&good, "route:\n  receiver: x\nreceivers:\n  - name: x\n").unwrap();
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        "route:\n  receiver: x\n  group_wait: soon\nreceivers:\n  - name: x\n",
+    )
+    .unwrap();
+    let o = bin()
+        .arg("check-config")
+        .arg(&good)
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(!o.status.success());
+    assert!(stdout.contains("good.yml'  SUCCESS"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "{}:3:15: not a valid duration \"soon\"",
+            bad.display()
+        )),
+        "{stdout}"
+    );
+    let o = bin()
+        .arg("check-config")
+        .arg(dir.path().join("missing.yml"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("cannot read"));
+}
+
+#[test]
+fn version_flag() {
+    let o = bin().arg("--version").output().unwrap();
+    assert!(o.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        format!("alert-router {}", env!("CARGO_PKG_VERSION"))
+    );
+}

@@ -253,3 +253,60 @@ async fn kill_while_destination_fails_then_restart_delivers_once() {
     assert_eq!(body["alerts"][0]["labels"]["alertname"], "Down");
     p.kill9();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_shuts_down_cleanly_and_keeps_state() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = dir.path().join("c.yml");
+    std::fs::write(
+        &cfg,
+        full_config(
+            dir.path(),
+            "route:\n  receiver: ops\n  group_wait: 1h\nreceivers:\n  - name: ops\n    log_configs: [{}]\n",
+            &format!("127.0.0.1:{port}"),
+        ),
+    )
+    .unwrap();
+    let mut p = spawn(&cfg, port).await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/webhook", p.base))
+        .json(&webhook(vec![alert(&[("alertname", "Term")], "firing")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let pid = p.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = wait_for(Duration::from_secs(20), "exit after SIGTERM", || {
+        let s = p.child.try_wait().unwrap();
+        async move { s }
+    })
+    .await;
+    assert!(status.success(), "exit status {status:?}");
+    let p = spawn(&cfg, port).await;
+    let alerts: serde_json::Value = reqwest::get(format!("{}/admin/v1/alerts", p.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(alerts[0]["labels"]["alertname"], "Term");
+    let groups: serde_json::Value = reqwest::get(format!("{}/admin/v1/groups", p.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        groups.as_array().unwrap().len(),
+        1,
+        "the pending group is rebuilt after restart"
+    );
+    p.kill9();
+}

@@ -169,6 +169,7 @@ pub struct Dispatcher {
     timers: BTreeSet<(OffsetDateTime, String)>,
     persisted: HashMap<String, GroupState>,
     gauges_updated: std::time::Instant,
+    gauges_dirty: bool,
 }
 
 impl Dispatcher {
@@ -191,6 +192,7 @@ impl Dispatcher {
             groups: HashMap::new(),
             timers: BTreeSet::new(),
             gauges_updated: std::time::Instant::now(),
+            gauges_dirty: false,
         };
         d.rebuild()?;
         let join = tokio::spawn(async move {
@@ -217,13 +219,22 @@ impl Dispatcher {
     async fn run(&mut self) {
         loop {
             let next = self.timers.first().map(|(t, _)| *t);
-            let sleep = match next {
+            let mut sleep = match next {
                 Some(t) => {
                     let d = t - now();
                     Duration::try_from(d).unwrap_or(Duration::ZERO)
                 }
                 None => Duration::from_secs(3600),
             };
+            // Gauges are recomputed at most once a second (they walk every group).
+            if self.gauges_dirty {
+                let due = Duration::from_secs(1).saturating_sub(self.gauges_updated.elapsed());
+                if due.is_zero() {
+                    self.update_gauges();
+                } else {
+                    sleep = sleep.min(due);
+                }
+            }
             tokio::select! {
                 msg = self.rx.recv() => match msg {
                     None => return,
@@ -231,9 +242,7 @@ impl Dispatcher {
                         for a in alerts {
                             self.insert(a, false);
                         }
-                        if self.gauges_updated.elapsed() > Duration::from_secs(1) {
-                            self.update_gauges();
-                        }
+                        self.gauges_dirty = true;
                     }
                     Some(Msg::Reload(routing, done)) => {
                         self.routing = routing;
@@ -247,7 +256,7 @@ impl Dispatcher {
                         let _ = reply.send(self.views());
                     }
                 },
-                _ = tokio::time::sleep(sleep), if next.is_some() => {
+                _ = tokio::time::sleep(sleep), if next.is_some() || self.gauges_dirty => {
                     self.flush_due().await;
                 }
             }
@@ -317,6 +326,7 @@ impl Dispatcher {
         self.metrics.alerts_active.set(firing.len() as i64);
         self.metrics.groups.set(self.groups.len() as i64);
         self.gauges_updated = std::time::Instant::now();
+        self.gauges_dirty = false;
     }
 
     fn views(&self) -> Vec<GroupView> {

@@ -216,7 +216,31 @@ impl Dispatcher {
         Ok(())
     }
 
+    /// Delete persisted timer state of groups that no longer exist (routes changed).
+    async fn drop_stale_group_states(&mut self) {
+        let stale: Vec<String> = self
+            .persisted
+            .keys()
+            .filter(|id| !self.groups.contains_key(*id))
+            .cloned()
+            .collect();
+        if stale.is_empty() {
+            return;
+        }
+        for id in &stale {
+            self.persisted.remove(id);
+        }
+        let commit = Commit {
+            dispatch: stale.into_iter().map(DispatchOp::DelGroup).collect(),
+            ..Default::default()
+        };
+        if let Err(e) = self.store.commit(commit).await {
+            tracing::warn!(error = %e, "cannot delete stale group states");
+        }
+    }
+
     async fn run(&mut self) {
+        self.drop_stale_group_states().await;
         loop {
             let next = self.timers.first().map(|(t, _)| *t);
             let mut sleep = match next {
@@ -250,6 +274,7 @@ impl Dispatcher {
                         if let Err(e) = self.rebuild() {
                             tracing::error!(error = %e, "rebuilding groups after reload failed");
                         }
+                        self.drop_stale_group_states().await;
                         let _ = done.send(());
                     }
                     Some(Msg::Groups(reply)) => {

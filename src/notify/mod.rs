@@ -214,6 +214,9 @@ pub struct Hub {
     store: Store,
     metrics: Arc<Metrics>,
     stop_tx: Mutex<watch::Sender<bool>>,
+    /// Set while `restart` swaps the workers.
+    restarting: std::sync::atomic::AtomicBool,
+    orphans: Mutex<Vec<Notification>>,
 }
 
 impl Hub {
@@ -224,6 +227,8 @@ impl Hub {
             store,
             metrics,
             stop_tx: Mutex::new(watch::channel(false).0),
+            restarting: std::sync::atomic::AtomicBool::new(false),
+            orphans: Mutex::new(Vec::new()),
         }
     }
 
@@ -239,6 +244,8 @@ impl Hub {
         notifiers: Vec<Integration>,
         delivery: &DeliveryConfig,
     ) -> Result<(), crate::store::StoreError> {
+        self.restarting
+            .store(true, std::sync::atomic::Ordering::Release);
         self.stop().await;
         let (stop_tx, stop_rx) = watch::channel(false);
         *lock(&self.stop_tx) = stop_tx;
@@ -299,8 +306,21 @@ impl Hub {
         if !commit.dispatch.is_empty() {
             self.store.commit(commit).await?;
         }
-        *lock(&self.workers) = workers;
+        {
+            let mut w = lock(&self.workers);
+            *w = workers;
+            // Notifications queued while the workers were being replaced (a worker skips
+            // any that the store already shows as finished, so a double hand-over is harmless).
+            for n in lock(&self.orphans).drain(..) {
+                if let Some(h) = w.get(&n.worker_key()) {
+                    lock(&h.status).queue_depth += 1;
+                    let _ = h.tx.send(n);
+                }
+            }
+        }
         *lock(&self.send_resolved) = send_resolved;
+        self.restarting
+            .store(false, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 
@@ -308,13 +328,18 @@ impl Hub {
     /// that key (the notification stays in the store).
     pub fn enqueue(&self, n: Notification) -> bool {
         let workers = lock(&self.workers);
-        match workers.get(&n.worker_key()) {
-            Some(w) => {
-                lock(&w.status).queue_depth += 1;
-                w.tx.send(n).is_ok()
+        if let Some(w) = workers.get(&n.worker_key()) {
+            lock(&w.status).queue_depth += 1;
+            match w.tx.send(n) {
+                Ok(()) => return true,
+                Err(e) => lock(&self.orphans).push(e.0),
             }
-            None => false,
+        } else if self.restarting.load(std::sync::atomic::Ordering::Acquire) {
+            // Workers are being replaced: hand it to the new ones once they exist.
+            lock(&self.orphans).push(n);
+            return true;
         }
+        false
     }
 
     pub fn has_worker(&self, key: &str) -> bool {

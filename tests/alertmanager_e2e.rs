@@ -22,14 +22,6 @@ impl Drop for Am {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn start_am(router: &str) -> Am {
     assert!(
         std::path::Path::new(AM_BIN).exists(),
@@ -59,20 +51,7 @@ async fn start_am(router: &str) -> Am {
         .spawn()
         .expect("start alertmanager");
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    wait_for(Duration::from_secs(30), "alertmanager ready", || {
-        let c = client.clone();
-        let url = format!("{base}/-/ready");
-        async move {
-            c.get(url)
-                .send()
-                .await
-                .ok()
-                .filter(|r| r.status() == 200)
-                .map(|_| ())
-        }
-    })
-    .await;
+    wait_ready(&base, "alertmanager ready").await;
     Am {
         child,
         base,
@@ -128,22 +107,18 @@ async fn alertmanager_ha_pair_through_router_delivers_once() {
 
     // Both replicas keep re-sending (repeat_interval 2s): wait until the router has seen
     // several webhooks from them, then check the sink still got exactly one.
-    let received = || async {
-        let m = reqwest::get(app.url("/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        m.lines()
-            .find(|l| l.starts_with("alert_router_alerts_received_total{status=\"firing\"}"))
-            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
     wait_for(
         Duration::from_secs(30),
         "repeated webhooks from both replicas",
-        || async { (received().await >= 8.0).then_some(()) },
+        || async {
+            (metric(
+                &app.base,
+                "alert_router_alerts_received_total{status=\"firing\"}",
+            )
+            .await
+                >= 8.0)
+                .then_some(())
+        },
     )
     .await;
     assert_eq!(
@@ -170,22 +145,18 @@ async fn alertmanager_ha_pair_through_router_delivers_once() {
     assert_eq!(body["status"], "resolved");
     assert_eq!(body["alerts"].as_array().unwrap().len(), 2);
     // and nothing after it, even though both replicas deliver their resolved webhooks
-    let resolved_seen = || async {
-        let m = reqwest::get(app.url("/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        m.lines()
-            .find(|l| l.starts_with("alert_router_alerts_received_total{status=\"resolved\"}"))
-            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
     wait_for(
         Duration::from_secs(30),
         "resolved webhooks from both replicas",
-        || async { (resolved_seen().await >= 4.0).then_some(()) },
+        || async {
+            (metric(
+                &app.base,
+                "alert_router_alerts_received_total{status=\"resolved\"}",
+            )
+            .await
+                >= 4.0)
+                .then_some(())
+        },
     )
     .await;
     wait_for(Duration::from_secs(10), "group closed", || async {

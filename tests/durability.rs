@@ -13,14 +13,6 @@ struct Proc {
     base: String,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn spawn(config: &std::path::Path, port: u16) -> Proc {
     let mut child = Command::new(env!("CARGO_BIN_EXE_alert-router"))
         .arg("--config")
@@ -40,20 +32,7 @@ async fn spawn(config: &std::path::Path, port: u16) -> Proc {
         }
     });
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    wait_for(Duration::from_secs(20), "router ready", || {
-        let c = client.clone();
-        let url = format!("{base}/-/ready");
-        async move {
-            c.get(url)
-                .send()
-                .await
-                .ok()
-                .filter(|r| r.status() == 200)
-                .map(|_| ())
-        }
-    })
-    .await;
+    wait_ready(&base, "router ready").await;
     Proc {
         child,
         stdout,

@@ -15,9 +15,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::notify::Hub;
 use crate::route::Route;
-use crate::store::{
-    keys, Commit, DeliveryState, DispatchOp, GroupState, NflogEntry, Notification, Store,
-};
+use crate::store::{keys, Commit, DispatchOp, GroupState, NflogEntry, Notification, Store};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -558,24 +556,9 @@ fn flush_group(
             &g.key,
             reason,
         );
-        let n = Notification {
-            id: nid,
-            receiver: g.receiver.clone(),
-            integration: kind.to_string(),
-            index,
-            group_key: g.key.clone(),
-            state: DeliveryState::Pending,
-            created_at: t,
-            updated_at: t,
-            delivered_at: None,
-            attempts: 0,
-            last_error: None,
-            message_id,
-            in_reply_to,
-            references,
-            test: false,
-            message,
-        };
+        let mut n = Notification::pending(nid, (&g.receiver, kind, index), message, message_id, t);
+        n.in_reply_to = in_reply_to;
+        n.references = references;
         tracing::debug!(group = %g.key, worker = %wkey, reason, "notification queued");
         metrics
             .notifications_queued

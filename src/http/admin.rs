@@ -275,24 +275,14 @@ pub async fn test_receiver(State(app): State<Arc<App>>, Path(name): Path<String>
             &group_key,
             "test notification",
         );
-        let n = crate::store::Notification {
+        let mut n = crate::store::Notification::pending(
             id,
-            receiver: name.clone(),
-            integration: kind.into(),
-            index,
-            group_key: group_key.clone(),
-            state: DeliveryState::Pending,
-            created_at: t,
-            updated_at: t,
-            delivered_at: None,
-            attempts: 0,
-            last_error: None,
-            message_id: format!("<test.{id}@alert-router>"),
-            in_reply_to: None,
-            references: Vec::new(),
-            test: true,
-            message: msg,
-        };
+            (&name, kind, index),
+            msg,
+            format!("<test.{id}@alert-router>"),
+            t,
+        );
+        n.test = true;
         commit
             .dispatch
             .push(DispatchOp::PutNotification(Box::new(n.clone())));

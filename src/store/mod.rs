@@ -124,6 +124,35 @@ pub struct Notification {
 }
 
 impl Notification {
+    /// A new notification waiting for its first attempt.
+    pub fn pending(
+        id: u64,
+        integration: (&str, &str, usize),
+        message: WebhookMessage,
+        message_id: String,
+        created_at: OffsetDateTime,
+    ) -> Notification {
+        let (receiver, kind, index) = integration;
+        Notification {
+            id,
+            receiver: receiver.to_string(),
+            integration: kind.to_string(),
+            index,
+            group_key: message.group_key.clone(),
+            state: DeliveryState::Pending,
+            created_at,
+            updated_at: created_at,
+            delivered_at: None,
+            attempts: 0,
+            last_error: None,
+            message_id,
+            in_reply_to: None,
+            references: Vec::new(),
+            test: false,
+            message,
+        }
+    }
+
     /// `receiver/integration[index]`, the name of the delivery worker it belongs to.
     pub fn worker_key(&self) -> String {
         worker_key(&self.receiver, &self.integration, self.index)

@@ -308,3 +308,43 @@ impl MockServer {
         self.violations.lock().unwrap().clone()
     }
 }
+
+/// A free TCP port on loopback (for servers started as separate processes).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Wait until `GET {base}/-/ready` answers 200.
+pub async fn wait_ready(base: &str, what: &str) {
+    let client = reqwest::Client::new();
+    wait_for(Duration::from_secs(30), what, || {
+        let c = client.clone();
+        let url = format!("{base}/-/ready");
+        async move {
+            c.get(url)
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status() == 200)
+                .map(|_| ())
+        }
+    })
+    .await;
+}
+
+/// Value of one sample line of the router's `/metrics` (0 when absent).
+pub async fn metric(base: &str, sample: &str) -> f64 {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find(|l| l.starts_with(sample) && l[sample.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}

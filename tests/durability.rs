@@ -289,3 +289,77 @@ async fn sigterm_shuts_down_cleanly_and_keeps_state() {
     );
     p.kill9();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_and_keeps_running_on_a_bad_config() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = dir.path().join("c.yml");
+    let good = full_config(
+        dir.path(),
+        "route:\n  receiver: ops\nreceivers:\n  - name: ops\n    log_configs: [{}]\n",
+        &format!("127.0.0.1:{port}"),
+    );
+    std::fs::write(&cfg, &good).unwrap();
+    let p = spawn(&cfg, port).await;
+    let hash = || async {
+        let s: serde_json::Value = reqwest::get(format!("{}/admin/v1/status", p.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        s["config_hash"].as_str().unwrap().to_string()
+    };
+    let h0 = hash().await;
+    let pid = p.child.id().to_string();
+    // a broken config: SIGHUP is refused, the old config keeps serving
+    std::fs::write(&cfg, good.replace("receiver: ops", "receiver: ghost")).unwrap();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    wait_for(
+        Duration::from_secs(10),
+        "failed reload recorded",
+        || async {
+            (metric(&p.base, "alert_router_config_last_reload_successful").await == 0.0)
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(hash().await, h0);
+    // a good one with a second receiver: applied
+    std::fs::write(
+        &cfg,
+        good.replace(
+            "    log_configs: [{}]\n",
+            "    log_configs: [{}]\n  - name: extra\n    log_configs: [{}]\n",
+        ),
+    )
+    .unwrap();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    wait_for(Duration::from_secs(10), "reload applied", || async {
+        let h = hash().await;
+        (h != h0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        metric(&p.base, "alert_router_config_last_reload_successful").await,
+        1.0
+    );
+    let r = reqwest::Client::new()
+        .post(format!("{}/webhook/extra", p.base))
+        .json(&webhook(vec![alert(&[("alertname", "Hup")], "firing")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the new receiver exists after SIGHUP");
+    p.kill9();
+}

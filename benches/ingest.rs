@@ -40,10 +40,14 @@
 //! ```
 //!
 //! Environment: `BENCH_QUICK=1`, `BENCH_SECONDS`, `BENCH_WARMUP_SECONDS` (1), `BENCH_CONNS`,
-//! `BENCH_OPEN_RATE`, `BENCH_OPEN_SECONDS`, `BENCH_RSS_ALERTS`, `BENCH_SETTLE_SECONDS` (2,
+//! `BENCH_OPEN_RATE`, `BENCH_OPEN_SECONDS`, `BENCH_RSS_ALERTS`, `BENCH_TESTS`
+//! (`memory,closed100,closed1,open`), `BENCH_SETTLE_SECONDS` (2,
 //! pause before reading memory), `BENCH_WORKLOADS` (`A,B`), `BENCH_GROUP_WAIT`,
 //! `BENCH_ALERTMANAGER` (a path, or `off`), `BENCH_SERVER_LOGS=1` (let the servers log to this
-//! terminal instead of /dev/null). Without `--bench` (as under `cargo test --benches`) it runs
+//! terminal instead of /dev/null), `BENCH_WEBHOOK_RATE_LIMIT` (e.g. `1000/1s`: the router's
+//! `rate_limit` on the sink receiver; its default for webhooks is 10/s, Alertmanager has none),
+//! `BENCH_ROUTER_CONFIG` (YAML appended at the top level of the router's config, e.g.
+//! `ingest: {max_pending_alerts: 1000000}`; not `listen`, `storage` or `route`, which it sets). Without `--bench` (as under `cargo test --benches`) it runs
 //! a few-second smoke version against the router only.
 //!
 //! Both servers are killed when the benchmark ends, panics or gets Ctrl-C.
@@ -274,6 +278,10 @@ struct Settings {
     alertmanager_note: String,
     group_wait: Option<String>,
     server_logs: bool,
+    router_extra: Option<String>,
+    webhook_rate_limit: Option<String>,
+    /// Which tests to run: memory, closed100, closed1, open.
+    tests: Vec<String>,
 }
 
 fn env_str(name: &str) -> Option<String> {
@@ -351,7 +359,25 @@ impl Settings {
             alertmanager_note,
             group_wait: env_str("BENCH_GROUP_WAIT"),
             server_logs: env_str("BENCH_SERVER_LOGS").is_some_and(|v| v != "0"),
+            router_extra: env_str("BENCH_ROUTER_CONFIG"),
+            tests: {
+                let all = ["memory", "closed100", "closed1", "open"];
+                let t: Vec<String> = env_str("BENCH_TESTS")
+                    .unwrap_or_else(|| all.join(","))
+                    .split(',')
+                    .map(|t| t.trim().to_string())
+                    .collect();
+                if let Some(bad) = t.iter().find(|t| !all.contains(&t.as_str())) {
+                    panic!("BENCH_TESTS: unknown test {bad:?} (use {})", all.join(","));
+                }
+                t
+            },
+            webhook_rate_limit: env_str("BENCH_WEBHOOK_RATE_LIMIT"),
         }
+    }
+
+    fn wants(&self, test: &str) -> bool {
+        self.tests.iter().any(|t| t == test)
     }
 
     fn kinds(&self) -> Vec<Kind> {
@@ -640,6 +666,18 @@ impl Server {
             wl.group_by(),
             sink.port
         );
+        // The router's own knobs: a webhook rate limit (default 10/s) and extra top-level keys.
+        let mut router_route = route.clone();
+        if let Some(rl) = &s.webhook_rate_limit {
+            let (messages, per) = rl.split_once('/').unwrap_or((rl.as_str(), "1s"));
+            let _ = writeln!(
+                router_route,
+                "        rate_limit: {{messages: {messages}, per: {per}}}"
+            );
+        }
+        if let Some(extra) = &s.router_extra {
+            let _ = writeln!(router_route, "{extra}");
+        }
         let config = dir.path().join("config.yml");
         let mut cmd = match kind {
             Kind::Router => {
@@ -647,7 +685,7 @@ impl Server {
                     &config,
                     format!(
                         "listen: 127.0.0.1:{port}\nexternal_url: http://127.0.0.1:{port}\n\
-                         storage:\n  path: {}\n{route}",
+                         storage:\n  path: {}\n{router_route}",
                         dir.path().join("data").display()
                     ),
                 )
@@ -737,12 +775,13 @@ impl Server {
                     return (None, None);
                 };
                 let text = String::from_utf8_lossy(&body);
+                // Alerts not flushed yet are "unprocessed", not "active": count every state.
                 let active = text
                     .lines()
-                    .find(|l| l.starts_with("alertmanager_alerts{state=\"active\"}"))
-                    .and_then(|l| l.split_whitespace().last())
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .map(|v| v as u64);
+                    .filter(|l| l.starts_with("alertmanager_alerts{"))
+                    .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+                    .map(|v| v as u64)
+                    .reduce(|a, b| a + b);
                 (active, None)
             }
         }
@@ -1109,6 +1148,14 @@ fn report(s: &Settings, machine: &str, rows: &[Row], mem: &[MemRow]) {
             format!(" — Alertmanager {}", s.alertmanager_note)
         }
     );
+    if s.webhook_rate_limit.is_some() || s.router_extra.is_some() {
+        let _ = writeln!(
+            o,
+            "- router config overrides: webhook rate_limit {}; extra {:?}",
+            s.webhook_rate_limit.as_deref().unwrap_or("default (10/s)"),
+            s.router_extra.as_deref().unwrap_or("none")
+        );
+    }
     let _ = writeln!(
         o,
         "- CPU columns: cores used by the server / by the bench process (load generator + sink)\n"
@@ -1136,33 +1183,31 @@ fn report(s: &Settings, machine: &str, rows: &[Row], mem: &[MemRow]) {
             thousands(r.st.sink_hits as f64)
         );
     }
-    let _ = writeln!(
-        o,
-        "\n| workload | server | active alerts | load alerts/s (100-alert posts) | VmRSS MiB | VmHWM MiB | RSS KiB/alert | store on disk MiB |"
-    );
-    let _ = writeln!(o, "|---|---|---:|---:|---:|---:|---:|---:|");
-    for m in mem {
-        let per = m
-            .active
-            .filter(|a| *a > 0)
-            .map(|a| format!("{:.2}", m.rss_kib as f64 / a as f64))
-            .unwrap_or_else(|| "–".into());
+    if !mem.is_empty() {
         let _ = writeln!(
-            o,
-            "| {:?} | {} | {} | {} | {} | {} | {} | {} |",
-            m.wl,
-            m.kind.name(),
-            m.active
-                .map(|a| thousands(a as f64))
-                .unwrap_or_else(|| "?".into()),
-            thousands(m.load.rate()),
-            mib(m.rss_kib),
-            mib(m.hwm_kib),
-            per,
-            m.disk
-                .map(|d| format!("{:.1}", d as f64 / 1048576.0))
-                .unwrap_or_else(|| "– (in memory)".into())
-        );
+        o,
+        "\n| workload | server | alerts held (server says) | load alerts/s (100-alert posts) | VmRSS MiB | VmHWM MiB | RSS KiB/alert | store on disk MiB |"
+    );
+        let _ = writeln!(o, "|---|---|---:|---:|---:|---:|---:|---:|");
+        for m in mem {
+            let per = format!("{:.2}", m.rss_kib as f64 / s.rss_alerts.max(1) as f64);
+            let _ = writeln!(
+                o,
+                "| {:?} | {} | {} | {} | {} | {} | {} | {} |",
+                m.wl,
+                m.kind.name(),
+                m.active
+                    .map(|a| thousands(a as f64))
+                    .unwrap_or_else(|| "?".into()),
+                thousands(m.load.rate()),
+                mib(m.rss_kib),
+                mib(m.hwm_kib),
+                per,
+                m.disk
+                    .map(|d| format!("{:.1}", d as f64 / 1048576.0))
+                    .unwrap_or_else(|| "– (in memory)".into())
+            );
+        }
     }
     if s.alertmanager.is_some() {
         let _ = writeln!(
@@ -1204,7 +1249,7 @@ async fn run(s: Settings) {
     let open_test = format!("open loop {} × 1-alert/s", thousands(s.open_rate));
     for &wl in &s.workloads {
         eprintln!("workload {}", wl.describe());
-        for kind in s.kinds() {
+        for kind in s.kinds().into_iter().filter(|_| s.wants("memory")) {
             let server = Server::start(kind, wl, &s, &sink).await;
             let st = load(&server, &sink, s.rss_alerts, &s, &starts).await;
             tokio::time::sleep(secs(s.settle)).await;
@@ -1233,6 +1278,9 @@ async fn run(s: Settings) {
             });
         }
         for per_post in [100usize, 1] {
+            if !s.wants(&format!("closed{per_post}")) {
+                continue;
+            }
             let test = format!("closed loop, {per_post}-alert posts");
             for kind in s.kinds() {
                 let server = Server::start(kind, wl, &s, &sink).await;
@@ -1247,7 +1295,7 @@ async fn run(s: Settings) {
                 });
             }
         }
-        for kind in s.kinds() {
+        for kind in s.kinds().into_iter().filter(|_| s.wants("open")) {
             let server = Server::start(kind, wl, &s, &sink).await;
             let st = open_loop(&server, &sink, &s, &starts).await;
             drop(server);

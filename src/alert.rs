@@ -152,35 +152,51 @@ impl Alert {
             .unwrap_or("")
     }
 
-    /// Merge a newer report of the same alert into this stored one, following
-    /// Alertmanager's store merge: overlapping activity ranges keep the earliest start,
-    /// the newer report provides labels, annotations and end.
-    pub fn merge_newer(&mut self, newer: Alert) {
-        let overlaps = {
-            let inside =
-                |t: OffsetDateTime| t > self.starts_at && self.ends_at.is_none_or(|e| t < e);
-            newer.ends_at.is_none_or(inside) || inside(newer.starts_at)
-        };
-        let received_at = self.received_at;
-        let mut targets = self.targets.clone();
-        targets.merge(&newer.targets);
-        if overlaps {
-            let starts_at = self.starts_at.min(newer.starts_at);
-            let ends_at = match (self.ends_at, newer.ends_at) {
-                (Some(old), Some(new)) => Some(old.max(new)),
-                (_, new) => new,
-            };
-            *self = Alert {
-                starts_at,
-                ends_at,
-                ..newer
-            };
-        } else {
-            *self = newer;
+    /// What a later merge needs to know about this alert (the store writer keeps it in
+    /// memory, so merging never has to read the stored alert back).
+    pub fn merge_state(&self) -> MergeState {
+        MergeState {
+            starts_at: self.starts_at,
+            ends_at: self.ends_at,
+            received_at: self.received_at,
+            targets: self.targets.clone(),
         }
-        self.received_at = received_at;
+    }
+
+    /// Merge this (newer) report onto the stored alert `old`, following Alertmanager's
+    /// store merge: when the activity ranges overlap, the earliest start is kept and the
+    /// newer report provides labels, annotations and end (both resolved: the later end);
+    /// otherwise the newer report starts a new episode (and a new `received_at`).
+    pub fn merge_onto(&mut self, old: &MergeState) {
+        let inside = |t: OffsetDateTime| t > old.starts_at && old.ends_at.is_none_or(|e| t < e);
+        let overlaps = self.ends_at.is_none_or(inside) || inside(self.starts_at);
+        if overlaps {
+            self.starts_at = self.starts_at.min(old.starts_at);
+            if let (Some(o), Some(n)) = (old.ends_at, self.ends_at) {
+                self.ends_at = Some(o.max(n));
+            }
+            self.received_at = old.received_at;
+        }
+        let mut targets = old.targets.clone();
+        targets.merge(&self.targets);
         self.targets = targets;
     }
+
+    /// Merge a newer report of the same alert into this stored one (see [`Alert::merge_onto`]).
+    pub fn merge_newer(&mut self, newer: Alert) {
+        let old = self.merge_state();
+        *self = newer;
+        self.merge_onto(&old);
+    }
+}
+
+/// The fields of a stored alert that merging a newer report depends on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MergeState {
+    pub starts_at: OffsetDateTime,
+    pub ends_at: Option<OffsetDateTime>,
+    pub received_at: OffsetDateTime,
+    pub targets: Targets,
 }
 
 /// Current time, UTC.

@@ -24,6 +24,9 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot, watch};
 
+/// How often the alert and group gauges are recomputed while alerts change.
+const GAUGE_PERIOD: Duration = Duration::from_secs(5);
+
 /// Routing state derived from one configuration.
 pub struct Routing {
     pub config: Arc<Config>,
@@ -248,9 +251,9 @@ impl Dispatcher {
                 }
                 None => Duration::from_secs(3600),
             };
-            // Gauges are recomputed at most once a second (they walk every group).
+            // Gauges are recomputed at most every GAUGE_PERIOD (they walk every alert).
             if self.gauges_dirty {
-                let due = Duration::from_secs(1).saturating_sub(self.gauges_updated.elapsed());
+                let due = GAUGE_PERIOD.saturating_sub(self.gauges_updated.elapsed());
                 if due.is_zero() {
                     self.update_gauges();
                 } else {
@@ -337,16 +340,13 @@ impl Dispatcher {
 
     fn update_gauges(&mut self) {
         let t = now();
-        let mut firing = BTreeSet::new();
-        for g in self.groups.values() {
-            firing.extend(
-                g.alerts
-                    .values()
-                    .filter(|a| !a.resolved_at(t))
-                    .map(|a| a.fingerprint),
-            );
-        }
-        self.metrics.alerts_active.set(firing.len() as i64);
+        // Counted per group: an alert routed to two groups (`continue`) counts twice.
+        let firing: usize = self
+            .groups
+            .values()
+            .map(|g| g.alerts.values().filter(|a| !a.resolved_at(t)).count())
+            .sum();
+        self.metrics.alerts_active.set(firing as i64);
         self.metrics.groups.set(self.groups.len() as i64);
         self.gauges_updated = std::time::Instant::now();
         self.gauges_dirty = false;

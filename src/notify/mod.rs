@@ -287,6 +287,7 @@ impl Hub {
                 status: status.clone(),
                 delivery: delivery.clone(),
                 stop: stop_rx.clone(),
+                unmerged: true,
             };
             let join = tokio::spawn(worker.run());
             workers.insert(key, WorkerHandle { tx, status, join });
@@ -395,6 +396,8 @@ struct Worker {
     status: Arc<Mutex<WorkerStatus>>,
     delivery: DeliveryConfig,
     stop: watch::Receiver<bool>,
+    /// New notifications arrived since the last merge pass.
+    unmerged: bool,
 }
 
 /// Exponential backoff (×1.5 from `initial`, capped at `max`) with ±50 % jitter.
@@ -415,11 +418,15 @@ impl Worker {
             }
             while let Ok(n) = self.rx.try_recv() {
                 self.queue.push_back(n);
+                self.unmerged = true;
             }
             if self.queue.is_empty() {
                 tokio::select! {
                     n = self.rx.recv() => match n {
-                        Some(n) => self.queue.push_back(n),
+                        Some(n) => {
+                            self.queue.push_back(n);
+                            self.unmerged = true;
+                        }
                         None => return,
                     },
                     _ = self.stop.changed() => return,
@@ -563,10 +570,13 @@ impl Worker {
     async fn merge_overflow(&mut self, labels: &Vec<(&'static str, String)>) {
         while let Ok(n) = self.rx.try_recv() {
             self.queue.push_back(n);
+            self.unmerged = true;
         }
-        if self.queue.len() < 2 {
+        // Nothing new since the last pass: the queue is already merged.
+        if !self.unmerged || self.queue.len() < 2 {
             return;
         }
+        self.unmerged = false;
         let mut newest: HashMap<String, usize> = HashMap::new();
         for (i, n) in self.queue.iter().enumerate() {
             if !n.test {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 /// Default when `rate_limit` is not set (see the README for the platform limits behind it).
 pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit {
-    messages: 10,
+    messages: 100,
     per: AmDuration(Duration::from_secs(1)),
     burst: None,
 };

@@ -9,7 +9,7 @@
 pub mod gc;
 pub mod keys;
 
-use crate::alert::{Alert, Fingerprint, WebhookMessage};
+use crate::alert::{Alert, Fingerprint, MergeState, WebhookMessage};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
@@ -185,6 +185,8 @@ pub struct Commit {
 
 struct Job {
     commit: Commit,
+    /// Counted in `pending_alerts` (ingest requests).
+    ingest: bool,
     reply: oneshot::Sender<Result<Vec<Alert>, StoreError>>,
 }
 
@@ -247,6 +249,12 @@ impl Store {
         }
         let alerts = db.open_tree(keys::TREE_ALERTS)?;
         let dispatch = db.open_tree(keys::TREE_DISPATCH)?;
+        // What merging needs of every stored alert, so the writer never reads alerts back.
+        let mut cache = HashMap::new();
+        for v in alerts.iter().values() {
+            let a: Alert = decode("alerts", &v?)?;
+            cache.insert(a.fingerprint, a.merge_state());
+        }
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let pending_alerts = Arc::new(AtomicUsize::new(0));
         {
@@ -256,7 +264,7 @@ impl Store {
             let pending = pending_alerts.clone();
             std::thread::Builder::new()
                 .name("store-writer".into())
-                .spawn(move || writer_loop(db, alerts, dispatch, rx, pending))
+                .spawn(move || writer_loop(db, alerts, dispatch, rx, pending, cache))
                 .map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
         }
         Ok(Store {
@@ -271,9 +279,17 @@ impl Store {
 
     /// Durably apply `commit`; resolves once flushed. Returns the merged alerts.
     pub async fn commit(&self, commit: Commit) -> Result<Vec<Alert>, StoreError> {
+        self.send(commit, false).await
+    }
+
+    async fn send(&self, commit: Commit, ingest: bool) -> Result<Vec<Alert>, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Job { commit, reply })
+            .send(Job {
+                commit,
+                ingest,
+                reply,
+            })
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
@@ -286,11 +302,11 @@ impl Store {
             self.pending_alerts.fetch_sub(n, Ordering::AcqRel);
             return Err(StoreError::Overloaded(waiting));
         }
-        self.commit(Commit {
+        let commit = Commit {
             alerts,
             ..Default::default()
-        })
-        .await
+        };
+        self.send(commit, true).await
     }
 
     pub fn next_id(&self) -> Result<u64, StoreError> {
@@ -395,6 +411,7 @@ fn writer_loop(
     dispatch: sled::Tree,
     rx: std::sync::mpsc::Receiver<Job>,
     pending: Arc<AtomicUsize>,
+    mut cache: HashMap<Fingerprint, MergeState>,
 ) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
@@ -404,12 +421,15 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let result = apply(&db, &alerts, &dispatch, &mut jobs);
-        let n_alerts: usize = jobs.iter().map(|j| j.commit.alerts.len()).sum();
-        pending.fetch_sub(
-            n_alerts.min(pending.load(Ordering::Acquire)),
-            Ordering::AcqRel,
-        );
+        // Only ingest counts toward the overload limit (see `Store::ingest`); count before
+        // `apply` drains the jobs.
+        let n_ingested: usize = jobs
+            .iter()
+            .filter(|j| j.ingest)
+            .map(|j| j.commit.alerts.len())
+            .sum();
+        let result = apply(&db, &alerts, &dispatch, &mut jobs, &mut cache);
+        pending.fetch_sub(n_ingested, Ordering::AcqRel);
         match result {
             Ok(mut merged) => {
                 for (job, m) in jobs.into_iter().zip(merged.drain(..)) {
@@ -428,38 +448,33 @@ fn writer_loop(
 }
 
 /// Apply every job's changes in two batches (one per tree), then flush once.
+///
+/// Alerts are merged against the in-memory `cache` (updated as we go, so several reports
+/// of one alert in the same batch merge in order; sled applies a batch in order, so the
+/// last write of a key wins).
 fn apply(
     db: &sled::Db,
     alerts: &sled::Tree,
     dispatch: &sled::Tree,
     jobs: &mut [Job],
+    cache: &mut HashMap<Fingerprint, MergeState>,
 ) -> Result<Vec<Vec<Alert>>, StoreError> {
     let mut alert_batch = sled::Batch::default();
     let mut dispatch_batch = sled::Batch::default();
-    let mut touched: HashMap<Fingerprint, Alert> = HashMap::new();
     let mut merged_per_job = Vec::with_capacity(jobs.len());
     for job in jobs.iter_mut() {
         let c = &mut job.commit;
         let mut merged = Vec::with_capacity(c.alerts.len());
-        for a in c.alerts.drain(..) {
-            let existing = match touched.remove(&a.fingerprint) {
-                Some(x) => Some(x),
-                None => alerts
-                    .get(keys::alert(a.fingerprint))?
-                    .and_then(|v| serde_json::from_slice::<Alert>(&v).ok()),
-            };
-            let m = match existing {
-                Some(mut old) => {
-                    old.merge_newer(a);
-                    old
-                }
-                None => a,
-            };
-            touched.insert(m.fingerprint, m.clone());
-            merged.push(m);
+        for mut a in c.alerts.drain(..) {
+            if let Some(old) = cache.get(&a.fingerprint) {
+                a.merge_onto(old);
+            }
+            cache.insert(a.fingerprint, a.merge_state());
+            alert_batch.insert(&keys::alert(a.fingerprint), encode(&a));
+            merged.push(a);
         }
         for fp in c.delete_alerts.drain(..) {
-            touched.remove(&fp);
+            cache.remove(&fp);
             alert_batch.remove(&keys::alert(fp));
         }
         for op in c.dispatch.drain(..) {
@@ -476,11 +491,87 @@ fn apply(
         }
         merged_per_job.push(merged);
     }
-    for (fp, a) in &touched {
-        alert_batch.insert(&keys::alert(*fp), encode(a));
-    }
     alerts.apply_batch(alert_batch)?;
     dispatch.apply_batch(dispatch_batch)?;
     db.flush()?;
     Ok(merged_per_job)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{LabelSet, Targets};
+
+    fn alert(i: u64) -> Alert {
+        let t = crate::alert::now();
+        let labels: LabelSet = [("i".to_string(), i.to_string())].into();
+        Alert {
+            fingerprint: Fingerprint::of(&labels),
+            labels,
+            annotations: LabelSet::new(),
+            starts_at: t,
+            ends_at: None,
+            generator_url: String::new(),
+            updated_at: t,
+            received_at: t,
+            targets: Targets {
+                routed: true,
+                receivers: Default::default(),
+            },
+        }
+    }
+
+    /// Regression: the overload counter must go back down once alerts are stored, or
+    /// ingest is refused for good after `max_pending_alerts` alerts in total.
+    #[tokio::test]
+    async fn overload_limit_counts_waiting_alerts_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 8, 10).unwrap();
+        for round in 0..10 {
+            let batch: Vec<Alert> = (0..8).map(|i| alert(round * 8 + i)).collect();
+            assert!(store.ingest(batch).await.is_ok(), "round {round} refused");
+        }
+        assert_eq!(store.alert_count(), 80);
+        assert_eq!(store.pending_alerts.load(Ordering::Acquire), 0);
+    }
+
+    #[tokio::test]
+    async fn merges_with_what_is_stored_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = alert(1);
+        {
+            let store = Store::open(dir.path(), 8, 100).unwrap();
+            store.ingest(vec![first.clone()]).await.unwrap();
+            store.flush().unwrap();
+        }
+        // the writer thread of the first handle releases the lock when it sees the channel close
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let store = loop {
+            match Store::open(dir.path(), 8, 100) {
+                Ok(s) => break s,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("reopen failed: {e}"),
+            }
+        };
+        let mut later = first.clone();
+        later.starts_at = first.starts_at + time::Duration::minutes(1);
+        later.received_at = first.received_at + time::Duration::minutes(1);
+        later
+            .annotations
+            .insert("summary".into(), "now with a summary".into());
+        let merged = store.ingest(vec![later]).await.unwrap();
+        assert_eq!(
+            merged[0].starts_at, first.starts_at,
+            "earliest start kept after reopen"
+        );
+        assert_eq!(merged[0].received_at, first.received_at);
+        let stored = store.alert(first.fingerprint).unwrap().unwrap();
+        assert_eq!(
+            stored.annotations.get("summary").map(String::as_str),
+            Some("now with a summary")
+        );
+    }
 }

@@ -45,7 +45,7 @@
 //! pause before reading memory), `BENCH_WORKLOADS` (`A,B`), `BENCH_GROUP_WAIT`,
 //! `BENCH_ALERTMANAGER` (a path, or `off`), `BENCH_SERVER_LOGS=1` (let the servers log to this
 //! terminal instead of /dev/null), `BENCH_WEBHOOK_RATE_LIMIT` (e.g. `1000/1s`: the router's
-//! `rate_limit` on the sink receiver; its default for webhooks is 10/s, Alertmanager has none),
+//! `rate_limit` on the sink receiver; its default for webhooks is 100/s, Alertmanager has none),
 //! `BENCH_ROUTER_CONFIG` (YAML appended at the top level of the router's config, e.g.
 //! `ingest: {max_pending_alerts: 1000000}`; not `listen`, `storage` or `route`, which it sets). Without `--bench` (as under `cargo test --benches`) it runs
 //! a few-second smoke version against the router only.

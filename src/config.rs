@@ -81,7 +81,7 @@ fn default_retention() -> AmDuration {
     AmDuration::from_secs(120 * 3600)
 }
 fn default_cache_mb() -> u64 {
-    64
+    256
 }
 
 impl Default for StorageConfig {

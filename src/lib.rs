@@ -168,6 +168,8 @@ impl Running {
         let _ = self.shutdown.send(());
         let _ = self.server.await;
         self.app.hub.stop().await;
+        // Barrier: queued delivery-state updates are written before the final flush.
+        let _ = self.app.store.commit(store::Commit::default()).await;
         let _ = self.app.store.flush();
     }
 }

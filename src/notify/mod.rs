@@ -247,6 +247,9 @@ impl Hub {
         self.restarting
             .store(true, std::sync::atomic::Ordering::Release);
         self.stop().await;
+        // Barrier: the stopped workers' unawaited state updates are applied (the writer
+        // works in order) before the open notifications are read back.
+        self.store.commit(Commit::default()).await?;
         let (stop_tx, stop_rx) = watch::channel(false);
         *lock(&self.stop_tx) = stop_tx;
         let mut open: HashMap<String, Vec<Notification>> = HashMap::new();
@@ -442,14 +445,14 @@ impl Worker {
                     self.metrics.rate_limited_waits.get_or_create(&labels).inc();
                     lock(&self.status).rate_limited = true;
                 }
-                self.merge_overflow(&labels).await;
+                self.merge_overflow(&labels);
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {},
                     _ = self.stop.changed() => return,
                 }
             }
             if limited {
-                self.merge_overflow(&labels).await;
+                self.merge_overflow(&labels);
                 lock(&self.status).rate_limited = false;
             }
             let Some(mut n) = self.queue.pop_front() else {
@@ -461,7 +464,8 @@ impl Worker {
                     self.publish_depth(&labels);
                     continue;
                 }
-                n.attempts = stored.attempts;
+                // the stored record may lag behind our own unflushed updates
+                n.attempts = n.attempts.max(stored.attempts);
             }
             let started = std::time::Instant::now();
             let result = self.notifier.send(&n).await;
@@ -534,7 +538,9 @@ impl Worker {
                 dispatch: vec![DispatchOp::PutNotification(Box::new(n.clone()))],
                 ..Default::default()
             };
-            if let Err(e) = self.store.commit(commit).await {
+            // Recorded without waiting for the flush: a crash before it lands means this
+            // notification is sent again (at-least-once), never lost.
+            if let Err(e) = self.store.commit_nowait(commit) {
                 tracing::error!(worker = %self.key, error = %e, "cannot record delivery state");
             }
             if n.state == DeliveryState::Failed {
@@ -567,7 +573,7 @@ impl Worker {
     /// one: the newest snapshot already carries the group's current state, and resolved
     /// alerts only the older ones mention are carried over, so nothing is lost and the
     /// destination gets one message per group instead of a backlog.
-    async fn merge_overflow(&mut self, labels: &Vec<(&'static str, String)>) {
+    fn merge_overflow(&mut self, labels: &Vec<(&'static str, String)>) {
         while let Ok(n) = self.rx.try_recv() {
             self.queue.push_back(n);
             self.unmerged = true;
@@ -645,7 +651,7 @@ impl Worker {
                 .get_or_create(labels)
                 .inc_by(merged_ids.len() as u64);
             tracing::info!(worker = %self.key, merged = merged_ids.len(), "rate limited: merged queued notifications of the same groups");
-            if let Err(e) = self.store.commit(commit).await {
+            if let Err(e) = self.store.commit_nowait(commit) {
                 tracing::error!(worker = %self.key, error = %e, "cannot record merged notifications");
             }
         }

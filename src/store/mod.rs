@@ -282,6 +282,21 @@ impl Store {
         self.send(commit, false).await
     }
 
+    /// Queue `commit` without waiting for its flush (delivery bookkeeping: a delivery
+    /// worker must not stall behind ingest flushes). Jobs are applied in the order they
+    /// are queued, so later states of a notification never get overwritten by earlier ones.
+    /// Failures are logged by the writer.
+    pub fn commit_nowait(&self, commit: Commit) -> Result<(), StoreError> {
+        let (reply, _ignored) = oneshot::channel();
+        self.tx
+            .send(Job {
+                commit,
+                ingest: false,
+                reply,
+            })
+            .map_err(|_| StoreError::Closed)
+    }
+
     async fn send(&self, commit: Commit, ingest: bool) -> Result<Vec<Alert>, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.tx

@@ -42,6 +42,33 @@ fn shipped_configs_are_valid() {
         std::fs::write(&out, text).unwrap();
         files.push(out);
     }
+    // the config inside deploy/kubernetes.yaml's ConfigMap
+    let manifest = std::fs::read_to_string("deploy/kubernetes.yaml").unwrap();
+    let embedded: String = manifest
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("alert-router.yml: |"))
+        .skip(1)
+        .take_while(|l| l.starts_with("    "))
+        .map(|l| format!("{}\n", &l[4..]))
+        .collect();
+    assert!(
+        embedded.contains("slack_configs"),
+        "ConfigMap config not found"
+    );
+    std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
+    std::fs::write(dir.path().join("secrets/admin-token"), "t0ken").unwrap();
+    std::fs::write(
+        dir.path().join("secrets/slack-url"),
+        "https://hooks.slack.test/services/T/B/Z",
+    )
+    .unwrap();
+    let k8s = dir.path().join("kubernetes-configmap.yml");
+    std::fs::write(
+        &k8s,
+        embedded.replace("/etc/alert-router/", &format!("{}/", dir.path().display())),
+    )
+    .unwrap();
+    files.push(k8s);
     let o = bin().arg("check-config").args(&files).output().unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(

@@ -19,6 +19,9 @@ pub struct DurationError {
     input: String,
 }
 
+/// Longest accepted duration: 100 years.
+const MAX_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
+
 const UNITS: [(&str, u64); 7] = [
     ("y", 365 * 24 * 3600 * 1000),
     ("w", 7 * 24 * 3600 * 1000),
@@ -69,6 +72,10 @@ impl AmDuration {
                 .checked_mul(UNITS[idx].1)
                 .and_then(|v| v.checked_add(total_ms))
                 .ok_or_else(err)?;
+        }
+        // Far beyond any sensible interval, and keeps timestamp arithmetic from overflowing.
+        if total_ms > MAX_MS {
+            return Err(err());
         }
         Ok(AmDuration(Duration::from_millis(total_ms)))
     }
@@ -152,6 +159,7 @@ mod tests {
             "s",
             "1s1s",
             "99999999999999999999y",
+            "101y",
         ] {
             assert!(AmDuration::parse(input).is_err(), "{input} should fail");
         }

@@ -289,6 +289,24 @@ async fn api_v2_alerts_accepts_prometheus_posts() {
     let a = &alerts.as_array().unwrap()[0];
     assert_eq!(a["status"], "firing");
     assert!(a["endsAt"].is_string(), "resolve_timeout applied: {a}");
+    // timestamps at the edge of the calendar are stored, not a crash
+    // (sent to /webhook/ops so that it creates a group of its own)
+    let edge =
+        json!({"alerts": [{"labels": {"alertname": "Edge"}, "startsAt": "9999-12-31T23:59:59Z"}]});
+    assert_eq!(app.post_json("/webhook/ops", &edge).await.status(), 200);
+    wait_for(
+        std::time::Duration::from_secs(5),
+        "edge alert grouped",
+        || async {
+            let g = app.get_json("/admin/v1/groups").await;
+            g.as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g["route"] == "direct:ops")
+                .then_some(())
+        },
+    )
+    .await;
     let (s, e) = error_of(
         app.post_json("/api/v2/alerts", &json!([{"annotations": {}}]))
             .await,

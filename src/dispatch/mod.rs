@@ -315,7 +315,13 @@ impl Dispatcher {
                 let gw = time::Duration::try_from(route.group_wait).unwrap_or(time::Duration::ZERO);
                 let next_flush = match persisted {
                     Some(p) => p.next_flush,
-                    None if a.starts_at + gw < a.received_at => a.received_at,
+                    None if a
+                        .starts_at
+                        .checked_add(gw)
+                        .is_some_and(|s| s < a.received_at) =>
+                    {
+                        a.received_at
+                    }
                     None => a.received_at + gw,
                 };
                 let g = Group {

@@ -560,12 +560,20 @@ impl Worker {
         lock(&self.status).receiver.clone()
     }
 
-    fn publish_depth(&self, labels: &Vec<(&'static str, String)>) {
+    fn publish_depth(&self, labels: &[(&'static str, String)]) {
         let depth = self.queue.len() + self.rx.len();
-        lock(&self.status).queue_depth = depth;
+        let index = {
+            let mut st = lock(&self.status);
+            st.queue_depth = depth;
+            st.index
+        };
+        // A gauge per integration instance (counters may add up across instances, a
+        // depth may not).
+        let mut labels = labels.to_vec();
+        labels.push(("index", index.to_string()));
         self.metrics
             .queue_depth
-            .get_or_create(labels)
+            .get_or_create(&labels)
             .set(depth as i64);
     }
 

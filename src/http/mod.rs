@@ -111,8 +111,14 @@ async fn admin_auth(State(app): State<Arc<App>>, req: Request, next: Next) -> Re
     }
 }
 
-async fn healthy() -> &'static str {
-    "OK"
+/// Liveness: fails when a core task has died (e.g. a bug panicked the dispatcher), so an
+/// orchestrator restarts the process and state is rebuilt from the store.
+async fn healthy(State(app): State<Arc<App>>) -> Response {
+    if app.dispatcher.running() {
+        "OK".into_response()
+    } else {
+        ApiError::unavailable("dispatcher stopped; restart the process", 1).into_response()
+    }
 }
 
 async fn ready(State(app): State<Arc<App>>) -> Response {

@@ -283,13 +283,33 @@ impl WebhookMessage {
         group_key: &str,
         reason: &str,
     ) -> Self {
-        let status = if alerts.iter().any(|a| a.status == Status::Firing) {
+        let mut m = WebhookMessage {
+            receiver: regex::escape(receiver),
+            status: Status::Resolved,
+            common_labels: LabelSet::new(),
+            common_annotations: LabelSet::new(),
+            alerts,
+            notification_reason: reason.to_string(),
+            group_labels,
+            route_labels: LabelSet::new(),
+            external_url: external_url.trim_end_matches('/').to_string(),
+            version: "4".to_string(),
+            group_key: group_key.to_string(),
+            truncated_alerts: 0,
+        };
+        m.summarise();
+        m
+    }
+
+    /// Recompute `status`, `commonLabels` and `commonAnnotations` from the alerts present.
+    fn summarise(&mut self) {
+        self.status = if self.alerts.iter().any(|a| a.status == Status::Firing) {
             Status::Firing
         } else {
             Status::Resolved
         };
         let common = |pick: fn(&WebhookAlert) -> &LabelSet| -> LabelSet {
-            let mut it = alerts.iter();
+            let mut it = self.alerts.iter();
             let Some(first) = it.next() else {
                 return LabelSet::new();
             };
@@ -300,20 +320,10 @@ impl WebhookMessage {
             }
             common
         };
-        WebhookMessage {
-            receiver: regex::escape(receiver),
-            status,
-            common_labels: common(|a| &a.labels),
-            common_annotations: common(|a| &a.annotations),
-            alerts,
-            notification_reason: reason.to_string(),
-            group_labels,
-            route_labels: LabelSet::new(),
-            external_url: external_url.trim_end_matches('/').to_string(),
-            version: "4".to_string(),
-            group_key: group_key.to_string(),
-            truncated_alerts: 0,
-        }
+        let labels = common(|a| &a.labels);
+        let annotations = common(|a| &a.annotations);
+        self.common_labels = labels;
+        self.common_annotations = annotations;
     }
 
     pub fn firing(&self) -> impl Iterator<Item = &WebhookAlert> {
@@ -325,10 +335,12 @@ impl WebhookMessage {
     }
 
     /// Keep the first `max` alerts (0 = all), recording how many were dropped.
+    /// Like Alertmanager, `status` and the common labels then describe the alerts kept.
     pub fn truncate(&mut self, max: usize) {
         if max > 0 && self.alerts.len() > max {
             self.truncated_alerts += (self.alerts.len() - max) as u64;
             self.alerts.truncate(max);
+            self.summarise();
         }
     }
 }
@@ -708,6 +720,36 @@ mod tests {
         assert_eq!(stored.ends_at, Some(t0 + time::Duration::minutes(5)));
         assert_eq!(stored.received_at, t0);
         assert!(stored.targets.routed && stored.targets.receivers.contains("ops"));
+    }
+
+    #[test]
+    fn truncation_recomputes_common_labels() {
+        let wa = |inst: &str, zone: &str| WebhookAlert {
+            status: Status::Firing,
+            labels: ls(&[("alertname", "X"), ("instance", inst), ("zone", zone)]),
+            annotations: LabelSet::new(),
+            starts_at: ZERO_TIME.into(),
+            ends_at: ZERO_TIME.into(),
+            generator_url: String::new(),
+            fingerprint: String::new(),
+        };
+        let mut m = WebhookMessage::new(
+            "team.ops",
+            vec![wa("a", "z1"), wa("b", "z1"), wa("c", "z2")],
+            ls(&[("alertname", "X")]),
+            "http://am/",
+            "{}:{}",
+            "first notification",
+        );
+        assert_eq!(
+            m.receiver, "team\\.ops",
+            "receiver is regex-quoted like Alertmanager's"
+        );
+        assert_eq!(m.external_url, "http://am");
+        assert!(!m.common_labels.contains_key("zone"));
+        m.truncate(2);
+        assert_eq!(m.truncated_alerts, 1);
+        assert_eq!(m.common_labels.get("zone").map(String::as_str), Some("z1"));
     }
 
     #[test]

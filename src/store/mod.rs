@@ -1,9 +1,8 @@
 //! Durable state in sled: alerts, aggregation-group timers, the notification log and the
 //! outbox/history of notifications.
 //!
-//! Every write goes through one writer thread that batches whatever is waiting, and a
-//! flusher thread that flushes once for all that was applied (pipelined group commit):
-//! callers are answered only after their data is flushed, so
+//! Every write goes through one writer thread that batches whatever is waiting and then
+//! flushes once (group commit): callers are answered only after their data is flushed, so
 //! a 2xx to a sender or a queued notification survives a crash, while a burst of
 //! concurrent requests shares one flush.
 
@@ -188,7 +187,7 @@ struct Job {
     commit: Commit,
     /// Counted in `pending_alerts` (ingest requests).
     ingest: bool,
-    reply: Reply,
+    reply: oneshot::Sender<Result<Vec<Alert>, StoreError>>,
 }
 
 /// Handle to the store; cheap to clone.
@@ -421,17 +420,6 @@ impl Store {
     }
 }
 
-type Reply = oneshot::Sender<Result<Vec<Alert>, StoreError>>;
-
-/// Applied jobs waiting for the flush that makes them durable.
-struct Applied {
-    replies: Vec<(Reply, Vec<Alert>)>,
-    n_ingested: usize,
-}
-
-/// The writer applies batches and hands them to the flusher; while one flush runs, the
-/// next batch is already being applied (pipelined group commit). Callers are answered by
-/// the flusher, only after a flush that started after their batch was applied.
 fn writer_loop(
     db: sled::Db,
     alerts: sled::Tree,
@@ -440,18 +428,6 @@ fn writer_loop(
     pending: Arc<AtomicUsize>,
     mut cache: HashMap<Fingerprint, MergeState>,
 ) {
-    let (to_flusher, flusher_rx) = std::sync::mpsc::channel::<Applied>();
-    let flusher = {
-        let db = db.clone();
-        let pending = pending.clone();
-        std::thread::Builder::new()
-            .name("store-flusher".into())
-            .spawn(move || flusher_loop(db, flusher_rx, pending))
-    };
-    if let Err(e) = flusher {
-        tracing::error!(error = %e, "cannot start the store flusher thread");
-        return;
-    }
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < 4096 {
@@ -467,26 +443,15 @@ fn writer_loop(
             .filter(|j| j.ingest)
             .map(|j| j.commit.alerts.len())
             .sum();
-        match apply(&alerts, &dispatch, &mut jobs, &mut cache) {
+        let result = apply(&db, &alerts, &dispatch, &mut jobs, &mut cache);
+        pending.fetch_sub(n_ingested, Ordering::AcqRel);
+        match result {
             Ok(mut merged) => {
-                let replies = jobs
-                    .into_iter()
-                    .map(|j| j.reply)
-                    .zip(merged.drain(..))
-                    .collect();
-                if to_flusher
-                    .send(Applied {
-                        replies,
-                        n_ingested,
-                    })
-                    .is_err()
-                {
-                    tracing::error!("store flusher stopped");
-                    return;
+                for (job, m) in jobs.into_iter().zip(merged.drain(..)) {
+                    let _ = job.reply.send(Ok(m));
                 }
             }
             Err(e) => {
-                pending.fetch_sub(n_ingested, Ordering::AcqRel);
                 tracing::error!(error = %e, "store commit failed");
                 let msg = e.to_string();
                 for job in jobs {
@@ -497,36 +462,13 @@ fn writer_loop(
     }
 }
 
-/// Flush whatever has been applied, then answer its callers.
-fn flusher_loop(db: sled::Db, rx: std::sync::mpsc::Receiver<Applied>, pending: Arc<AtomicUsize>) {
-    while let Ok(first) = rx.recv() {
-        let mut batches = vec![first];
-        while let Ok(b) = rx.try_recv() {
-            batches.push(b);
-        }
-        let result = db.flush();
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "store flush failed");
-        }
-        for b in batches {
-            pending.fetch_sub(b.n_ingested, Ordering::AcqRel);
-            for (reply, merged) in b.replies {
-                let answer = match &result {
-                    Ok(_) => Ok(merged),
-                    Err(e) => Err(StoreError::Failed(e.to_string())),
-                };
-                let _ = reply.send(answer);
-            }
-        }
-    }
-}
-
-/// Apply every job's changes in two batches (one per tree); the flusher makes them durable.
+/// Apply every job's changes in two batches (one per tree), then flush once.
 ///
 /// Alerts are merged against the in-memory `cache` (updated as we go, so several reports
 /// of one alert in the same batch merge in order; sled applies a batch in order, so the
 /// last write of a key wins).
 fn apply(
+    db: &sled::Db,
     alerts: &sled::Tree,
     dispatch: &sled::Tree,
     jobs: &mut [Job],
@@ -566,6 +508,7 @@ fn apply(
     }
     alerts.apply_batch(alert_batch)?;
     dispatch.apply_batch(dispatch_batch)?;
+    db.flush()?;
     Ok(merged_per_job)
 }
 

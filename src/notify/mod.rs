@@ -10,7 +10,7 @@ pub mod log;
 pub mod slack;
 pub mod webhook;
 
-use crate::alert::{now, Status, WebhookAlert};
+use crate::alert::{now, Status};
 use crate::config::{Config, DeliveryConfig, RateLimit};
 use crate::metrics::{integration_labels, Metrics};
 use crate::store::{worker_key, Commit, DeliveryState, DispatchOp, Notification, Store};
@@ -201,8 +201,30 @@ pub struct RateLimitView {
     pub burst: u32,
 }
 
+/// What a worker's queue holds. The full notification (with its alert snapshot) stays in
+/// the store and is read back just before each attempt, so a long backlog behind a slow
+/// rate limit costs little memory.
+#[derive(Debug, Clone)]
+struct Queued {
+    id: u64,
+    group_key: String,
+    attempts: u32,
+    test: bool,
+}
+
+impl Queued {
+    fn of(n: &Notification) -> Self {
+        Queued {
+            id: n.id,
+            group_key: n.group_key.clone(),
+            attempts: n.attempts,
+            test: n.test,
+        }
+    }
+}
+
 struct WorkerHandle {
-    tx: mpsc::UnboundedSender<Notification>,
+    tx: mpsc::UnboundedSender<Queued>,
     status: Arc<Mutex<WorkerStatus>>,
     join: tokio::task::JoinHandle<()>,
 }
@@ -216,7 +238,7 @@ pub struct Hub {
     stop_tx: Mutex<watch::Sender<bool>>,
     /// Set while `restart` swaps the workers.
     restarting: std::sync::atomic::AtomicBool,
-    orphans: Mutex<Vec<Notification>>,
+    orphans: Mutex<Vec<(String, Queued)>>,
 }
 
 impl Hub {
@@ -277,7 +299,12 @@ impl Hub {
                 }),
                 ..Default::default()
             }));
-            let queue: VecDeque<Notification> = open.remove(&key).unwrap_or_default().into();
+            let queue: VecDeque<Queued> = open
+                .remove(&key)
+                .unwrap_or_default()
+                .iter()
+                .map(Queued::of)
+                .collect();
             send_resolved.insert(key.clone(), notifier.send_resolved());
             let worker = Worker {
                 key: key.clone(),
@@ -291,6 +318,7 @@ impl Hub {
                 delivery: delivery.clone(),
                 stop: stop_rx.clone(),
                 unmerged: true,
+                merged: HashMap::new(),
             };
             let join = tokio::spawn(worker.run());
             workers.insert(key, WorkerHandle { tx, status, join });
@@ -315,10 +343,10 @@ impl Hub {
             *w = workers;
             // Notifications queued while the workers were being replaced (a worker skips
             // any that the store already shows as finished, so a double hand-over is harmless).
-            for n in lock(&self.orphans).drain(..) {
-                if let Some(h) = w.get(&n.worker_key()) {
+            for (key, q) in lock(&self.orphans).drain(..) {
+                if let Some(h) = w.get(&key) {
                     lock(&h.status).queue_depth += 1;
-                    let _ = h.tx.send(n);
+                    let _ = h.tx.send(q);
                 }
             }
         }
@@ -331,16 +359,18 @@ impl Hub {
     /// Hand a durably queued notification to its worker. Returns false when no worker has
     /// that key (the notification stays in the store).
     pub fn enqueue(&self, n: Notification) -> bool {
+        let key = n.worker_key();
+        let q = Queued::of(&n);
         let workers = lock(&self.workers);
-        if let Some(w) = workers.get(&n.worker_key()) {
+        if let Some(w) = workers.get(&key) {
             lock(&w.status).queue_depth += 1;
-            match w.tx.send(n) {
+            match w.tx.send(q) {
                 Ok(()) => return true,
-                Err(e) => lock(&self.orphans).push(e.0),
+                Err(e) => lock(&self.orphans).push((key, e.0)),
             }
         } else if self.restarting.load(std::sync::atomic::Ordering::Acquire) {
             // Workers are being replaced: hand it to the new ones once they exist.
-            lock(&self.orphans).push(n);
+            lock(&self.orphans).push((key, q));
             return true;
         }
         false
@@ -392,8 +422,10 @@ struct Worker {
     key: String,
     notifier: Arc<dyn Notifier>,
     limiter: Limiter,
-    queue: VecDeque<Notification>,
-    rx: mpsc::UnboundedReceiver<Notification>,
+    queue: VecDeque<Queued>,
+    rx: mpsc::UnboundedReceiver<Queued>,
+    /// Notifications changed by a merge whose stored copy may not be written yet.
+    merged: HashMap<u64, Notification>,
     store: Store,
     metrics: Arc<Metrics>,
     status: Arc<Mutex<WorkerStatus>>,
@@ -455,18 +487,33 @@ impl Worker {
                 self.merge_overflow(&labels);
                 lock(&self.status).rate_limited = false;
             }
-            let Some(mut n) = self.queue.pop_front() else {
+            let Some(q) = self.queue.pop_front() else {
                 continue;
             };
-            // The notification may have been replayed or changed through the admin API.
-            if let Ok(Some(stored)) = self.store.notification(n.id) {
-                if !stored.state.is_open() {
+            let mut n = match self.load(q.id) {
+                Ok(Some(n)) => n,
+                Ok(None) => {
+                    // deleted meanwhile (retention): nothing to deliver
                     self.publish_depth(&labels);
                     continue;
                 }
-                // the stored record may lag behind our own unflushed updates
-                n.attempts = n.attempts.max(stored.attempts);
+                Err(e) => {
+                    tracing::error!(worker = %self.key, id = q.id, error = %e, "cannot read queued notification; retrying");
+                    self.queue.push_front(q);
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {},
+                        _ = self.stop.changed() => return,
+                    }
+                    continue;
+                }
+            };
+            // Replayed, merged or finished through the admin API meanwhile.
+            if !n.state.is_open() {
+                self.publish_depth(&labels);
+                continue;
             }
+            // the stored record may lag behind our own unflushed updates
+            n.attempts = n.attempts.max(q.attempts);
             let started = std::time::Instant::now();
             let result = self.notifier.send(&n).await;
             self.metrics
@@ -544,7 +591,7 @@ impl Worker {
                 tracing::error!(worker = %self.key, error = %e, "cannot record delivery state");
             }
             if n.state == DeliveryState::Failed {
-                self.queue.push_front(n);
+                self.queue.push_front(Queued::of(&n));
             }
             self.publish_depth(&labels);
             if let Some(w) = wait {
@@ -581,9 +628,22 @@ impl Worker {
     /// one: the newest snapshot already carries the group's current state, and resolved
     /// alerts only the older ones mention are carried over, so nothing is lost and the
     /// destination gets one message per group instead of a backlog.
+    /// The notification to send for a queued id: a merged version if there is one, else
+    /// the stored record.
+    fn load(&mut self, id: u64) -> Result<Option<Notification>, crate::store::StoreError> {
+        match self.merged.remove(&id) {
+            Some(n) => Ok(Some(n)),
+            None => self.store.notification(id),
+        }
+    }
+
+    /// While rate limited, fold queued notifications of the same group into the newest
+    /// one: the newest snapshot already carries the group's current state, and resolved
+    /// alerts only the older ones mention are carried over, so nothing is lost and the
+    /// destination gets one message per group instead of a backlog.
     fn merge_overflow(&mut self, labels: &Vec<(&'static str, String)>) {
-        while let Ok(n) = self.rx.try_recv() {
-            self.queue.push_back(n);
+        while let Ok(q) = self.rx.try_recv() {
+            self.queue.push_back(q);
             self.unmerged = true;
         }
         // Nothing new since the last pass: the queue is already merged.
@@ -591,77 +651,96 @@ impl Worker {
             return;
         }
         self.unmerged = false;
+        // Only notifications not tried yet are merged (a retrying one keeps its place).
+        let eligible = |q: &Queued| q.attempts == 0 && !q.test;
         let mut newest: HashMap<String, usize> = HashMap::new();
-        for (i, n) in self.queue.iter().enumerate() {
-            if !n.test {
-                newest.insert(n.group_key.clone(), i);
+        let mut count: HashMap<String, usize> = HashMap::new();
+        for (i, q) in self.queue.iter().enumerate() {
+            if eligible(q) {
+                newest.insert(q.group_key.clone(), i);
+                *count.entry(q.group_key.clone()).or_default() += 1;
             }
         }
-        let mut merged_ids = Vec::new();
-        let mut keep = VecDeque::with_capacity(self.queue.len());
-        let items: Vec<Notification> = self.queue.drain(..).collect();
-        let mut absorbed: HashMap<usize, Vec<Notification>> = HashMap::new();
-        for (i, n) in items.into_iter().enumerate() {
-            match newest.get(&n.group_key) {
-                Some(&last) if last != i && n.attempts == 0 && !n.test => {
-                    absorbed.entry(last).or_default().push(n)
+        if count.values().all(|c| *c < 2) {
+            return;
+        }
+        let items: Vec<Queued> = self.queue.drain(..).collect();
+        let mut absorbed: HashMap<usize, Vec<Queued>> = HashMap::new();
+        let mut keep: Vec<(usize, Queued)> = Vec::with_capacity(items.len());
+        for (i, q) in items.into_iter().enumerate() {
+            match newest.get(&q.group_key) {
+                Some(&last) if last != i && eligible(&q) => {
+                    absorbed.entry(last).or_default().push(q)
                 }
-                _ => keep.push_back((i, n)),
+                _ => keep.push((i, q)),
             }
         }
         let mut commit = Commit::default();
+        let mut merged_count = 0u64;
         let t = now();
-        for (i, mut n) in keep {
+        for (i, q) in keep {
             if let Some(olds) = absorbed.remove(&i) {
-                let present: HashSet<String> = n
-                    .message
-                    .alerts
-                    .iter()
-                    .map(|a| a.fingerprint.clone())
-                    .collect();
-                let mut extra: Vec<WebhookAlert> = Vec::new();
-                for o in &olds {
-                    for a in &o.message.alerts {
-                        if a.status == Status::Resolved
-                            && !present.contains(&a.fingerprint)
-                            && !extra.iter().any(|x| x.fingerprint == a.fingerprint)
-                        {
-                            extra.push(a.clone());
+                match self.load(q.id) {
+                    Ok(Some(mut n)) => {
+                        let olds: Vec<Notification> = olds
+                            .iter()
+                            .filter_map(|o| self.load(o.id).ok().flatten())
+                            .filter(|o| o.state.is_open())
+                            .collect();
+                        merge_into(&mut n, &olds);
+                        for mut o in olds {
+                            merged_count += 1;
+                            o.state = DeliveryState::Delivered;
+                            o.updated_at = t;
+                            o.last_error = Some(format!("merged into notification {}", n.id));
+                            commit
+                                .dispatch
+                                .push(DispatchOp::PutNotification(Box::new(o)));
                         }
+                        commit
+                            .dispatch
+                            .push(DispatchOp::PutNotification(Box::new(n.clone())));
+                        self.merged.insert(n.id, n);
                     }
-                    // The newer message continues the older one's email thread: it takes
-                    // over the older id so the thread root is the message actually sent.
-                    if n.in_reply_to.as_deref() == Some(o.message_id.as_str()) {
-                        n.message_id = o.message_id.clone();
-                        n.in_reply_to = o.in_reply_to.clone();
-                        n.references = o.references.clone();
-                    }
+                    // The newest cannot be read: leave the older ones queued as they were.
+                    _ => self.queue.extend(olds),
                 }
-                n.message.alerts.extend(extra);
-                for mut o in olds {
-                    merged_ids.push(o.id);
-                    o.state = DeliveryState::Delivered;
-                    o.updated_at = t;
-                    o.last_error = Some(format!("merged into notification {}", n.id));
-                    commit
-                        .dispatch
-                        .push(DispatchOp::PutNotification(Box::new(o)));
-                }
-                commit
-                    .dispatch
-                    .push(DispatchOp::PutNotification(Box::new(n.clone())));
             }
-            self.queue.push_back(n);
+            self.queue.push_back(q);
         }
-        if !merged_ids.is_empty() {
+        if merged_count > 0 {
             self.metrics
                 .notifications_merged
                 .get_or_create(labels)
-                .inc_by(merged_ids.len() as u64);
-            tracing::info!(worker = %self.key, merged = merged_ids.len(), "rate limited: merged queued notifications of the same groups");
+                .inc_by(merged_count);
+            tracing::info!(worker = %self.key, merged = merged_count, "rate limited: merged queued notifications of the same groups");
             if let Err(e) = self.store.commit_nowait(commit) {
                 tracing::error!(worker = %self.key, error = %e, "cannot record merged notifications");
             }
+        }
+    }
+}
+
+/// Fold older notifications of a group into the newest `n`: resolved alerts only the older
+/// ones carry are added, and when `n` continues an older one's email thread it takes over
+/// that message's id, so the thread root is a message that was actually sent.
+fn merge_into(n: &mut Notification, olds: &[Notification]) {
+    let mut present: HashSet<String> = n
+        .message
+        .alerts
+        .iter()
+        .map(|a| a.fingerprint.clone())
+        .collect();
+    for o in olds {
+        for a in &o.message.alerts {
+            if a.status == Status::Resolved && present.insert(a.fingerprint.clone()) {
+                n.message.alerts.push(a.clone());
+            }
+        }
+        if n.in_reply_to.as_deref() == Some(o.message_id.as_str()) {
+            n.message_id = o.message_id.clone();
+            n.in_reply_to = o.in_reply_to.clone();
+            n.references = o.references.clone();
         }
     }
 }
@@ -678,6 +757,44 @@ mod tests {
         assert!(backoff(1, i, m) >= Duration::from_millis(250));
         assert!(backoff(30, i, m) <= m);
         assert!(backoff(30, i, m) >= Duration::from_secs(30));
+    }
+
+    #[test]
+    fn merge_keeps_resolved_alerts_and_the_thread_root() {
+        use crate::alert::{LabelSet, WebhookAlert, WebhookMessage};
+        let wa = |fp: &str, status: Status| WebhookAlert {
+            status,
+            labels: LabelSet::new(),
+            annotations: LabelSet::new(),
+            starts_at: String::new(),
+            ends_at: String::new(),
+            generator_url: String::new(),
+            fingerprint: fp.into(),
+        };
+        let note = |id: u64, alerts: Vec<WebhookAlert>| {
+            let msg = WebhookMessage::new("r", alerts, LabelSet::new(), "http://x", "g", "r");
+            Notification::pending(id, ("r", "slack", 0), msg, format!("<{id}@x>"), now())
+        };
+        let old = note(1, vec![wa("a", Status::Firing), wa("b", Status::Resolved)]);
+        let mut newest = note(2, vec![wa("a", Status::Firing), wa("c", Status::Firing)]);
+        newest.in_reply_to = Some("<1@x>".into());
+        merge_into(&mut newest, &[old]);
+        let fps: Vec<&str> = newest
+            .message
+            .alerts
+            .iter()
+            .map(|a| a.fingerprint.as_str())
+            .collect();
+        assert_eq!(
+            fps,
+            ["a", "c", "b"],
+            "the resolved alert only the older one had is kept"
+        );
+        assert_eq!(
+            newest.message_id, "<1@x>",
+            "the merged message takes over the unsent thread root"
+        );
+        assert_eq!(newest.in_reply_to, None);
     }
 
     #[test]

@@ -182,98 +182,30 @@ async fn ingest_auth_and_admin_auth() {
     let r = app.post_json("/webhook", &body).await;
     assert_eq!(r.status(), 401);
     assert!(r.headers().contains_key("www-authenticate"));
-    let r = app
-        .client
-        .post(app.url("/webhook"))
-        .bearer_auth("wrong")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
-    let r = app
-        .client
-        .post(app.url("/webhook"))
-        .bearer_auth("s3cret-token")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let r = app
-        .client
-        .post(app.url("/webhook"))
-        .basic_auth("am", Some("pw"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let r = app
-        .client
-        .post(app.url("/webhook"))
-        .basic_auth("am", Some("nope"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
+    let post = || app.client.post(app.url("/webhook")).json(&body);
+    let status =
+        |req: reqwest::RequestBuilder| async move { req.send().await.unwrap().status().as_u16() };
+    assert_eq!(status(post().bearer_auth("wrong")).await, 401);
+    assert_eq!(status(post().bearer_auth("s3cret-token")).await, 200);
+    assert_eq!(status(post().basic_auth("am", Some("pw"))).await, 200);
+    assert_eq!(status(post().basic_auth("am", Some("nope"))).await, 401);
     // admin API: token required even from loopback once configured
-    let r = app
-        .client
-        .get(app.url("/admin/v1/alerts"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
-    let r = app
-        .client
-        .get(app.url("/admin/v1/alerts"))
-        .bearer_auth("s3cret-token")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
-    let r = app
-        .client
-        .get(app.url("/admin/v1/alerts"))
-        .bearer_auth("admin-token")
-        .send()
-        .await
-        .unwrap();
+    let alerts = || app.client.get(app.url("/admin/v1/alerts"));
+    assert_eq!(status(alerts()).await, 401);
+    assert_eq!(
+        status(alerts().bearer_auth("s3cret-token")).await,
+        401,
+        "ingest token is not an admin token"
+    );
+    let r = alerts().bearer_auth("admin-token").send().await.unwrap();
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v.as_array().unwrap().len(), 1);
-    let r = app.client.post(app.url("/-/reload")).send().await.unwrap();
-    assert_eq!(r.status(), 401);
+    assert_eq!(status(app.client.post(app.url("/-/reload"))).await, 401);
     // health and metrics stay open
-    assert_eq!(
-        app.client
-            .get(app.url("/-/healthy"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        app.client
-            .get(app.url("/-/ready"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        app.client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    for path in ["/-/healthy", "/-/ready", "/metrics"] {
+        assert_eq!(status(app.client.get(app.url(path))).await, 200, "{path}");
+    }
     app.stop().await;
 }
 

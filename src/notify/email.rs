@@ -234,9 +234,7 @@ impl EmailNotifier {
         source: &str,
         msg: &WebhookMessage,
     ) -> Result<String, NotifyError> {
-        self.templates
-            .render(source, msg)
-            .map_err(|e| NotifyError::permanent(FailureReason::Other, format!("email {what}: {e}")))
+        super::render(&self.templates, &format!("email {what}"), source, msg)
     }
 
     /// The complete message for one notification.

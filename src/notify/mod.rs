@@ -103,6 +103,19 @@ impl NotifyError {
     }
 }
 
+/// Render a user template of an integration; a failure is permanent (retrying cannot fix
+/// a template) and names the field.
+pub(crate) fn render(
+    templates: &Templates,
+    what: &str,
+    source: &str,
+    msg: &crate::alert::WebhookMessage,
+) -> Result<String, NotifyError> {
+    templates
+        .render(source, msg)
+        .map_err(|e| NotifyError::permanent(FailureReason::Other, format!("{what}: {e}")))
+}
+
 /// One integration instance (an entry of a receiver's `*_configs`).
 pub trait Notifier: Send + Sync {
     /// Integration type: `email`, `slack`, `webhook`, `log`.

@@ -7,7 +7,7 @@
 //! with "…and N more alerts" instead of being truncated (or rejected) by Slack.
 
 use super::http::{http_client, post_json, DEFAULT_TIMEOUT};
-use super::{FailureReason, Notifier, NotifyError};
+use super::{Notifier, NotifyError};
 use crate::alert::{Status, WebhookAlert, WebhookMessage};
 use crate::config::{RateLimit, SlackConfig};
 use crate::duration::AmDuration;
@@ -115,9 +115,7 @@ impl SlackNotifier {
         source: &str,
         msg: &WebhookMessage,
     ) -> Result<String, NotifyError> {
-        self.templates
-            .render(source, msg)
-            .map_err(|e| NotifyError::permanent(FailureReason::Other, format!("{what}: {e}")))
+        super::render(&self.templates, what, source, msg)
     }
 
     /// The body sent for notification `n`.

@@ -122,15 +122,18 @@ async fn overflow_of_one_group_is_merged_not_dropped() {
     let merged = all
         .iter()
         .filter(|n| {
-            n["last_error"]
-                .as_str()
-                .is_some_and(|e| e.starts_with("merged into"))
+            n["state"] == "merged"
+                && n["last_error"]
+                    .as_str()
+                    .is_some_and(|e| e.starts_with("merged into"))
         })
         .count();
     assert_eq!(
         merged, 2,
         "two queued notifications were merged into the newest: {all:#?}"
     );
+    let via_filter = app.notifications("state=merged").await;
+    assert_eq!(via_filter.len(), 2);
     // nothing else is pending
     assert!(app.notifications("state=pending").await.is_empty());
     app.stop().await;

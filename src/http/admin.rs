@@ -142,7 +142,7 @@ pub async fn notifications(
             None => {
                 return ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    format!("state: {s:?} is not one of pending, failed, delivered, dead"),
+                    format!("state: {s:?} is not one of pending, failed, delivered, merged, dead"),
                 )
                 .into_response()
             }

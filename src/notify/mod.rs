@@ -703,7 +703,7 @@ impl Worker {
                         merge_into(&mut n, &olds);
                         for mut o in olds {
                             merged_count += 1;
-                            o.state = DeliveryState::Delivered;
+                            o.state = DeliveryState::Merged;
                             o.updated_at = t;
                             o.last_error = Some(format!("merged into notification {}", n.id));
                             commit

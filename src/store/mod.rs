@@ -73,6 +73,9 @@ pub enum DeliveryState {
     /// Tried and failed with a retryable error; will be retried.
     Failed,
     Delivered,
+    /// Folded into a newer notification of the same group while rate limited (see
+    /// `last_error` for which); its content went out with that one.
+    Merged,
     /// Gave up (permanent error or max age): a dead letter, replayable through the admin API.
     Dead,
 }
@@ -83,6 +86,7 @@ impl DeliveryState {
             "pending" => Some(Self::Pending),
             "failed" => Some(Self::Failed),
             "delivered" => Some(Self::Delivered),
+            "merged" => Some(Self::Merged),
             "dead" => Some(Self::Dead),
             _ => None,
         }

@@ -95,19 +95,14 @@ async fn receivers_view_and_test_notification() {
         sink.url("/secret-path-token")
     ))
     .await;
+    assert_eq!(
+        app.status(reqwest::Method::POST, "/admin/v1/receivers/nobody/test")
+            .await,
+        404
+    );
     let r = app
-        .client
-        .post(app.url("/admin/v1/receivers/nobody/test"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
-    let r = app
-        .client
-        .post(app.url("/admin/v1/receivers/team/test"))
-        .send()
-        .await
-        .unwrap();
+        .post_json("/admin/v1/receivers/team/test", &Value::Null)
+        .await;
     assert_eq!(r.status(), 202);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["notifications"].as_array().unwrap().len(), 1);
@@ -147,20 +142,16 @@ async fn receivers_view_and_test_notification() {
         app.get_json(&format!("/admin/v1/notifications/{id}")).await["state"],
         "delivered"
     );
-    let r = app
-        .client
-        .get(app.url("/admin/v1/notifications?state=bogus"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
-    let r = app
-        .client
-        .get(app.url("/admin/v1/notifications/999999"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
+    assert_eq!(
+        app.status(reqwest::Method::GET, "/admin/v1/notifications?state=bogus")
+            .await,
+        400
+    );
+    assert_eq!(
+        app.status(reqwest::Method::GET, "/admin/v1/notifications/999999")
+            .await,
+        404
+    );
     app.stop().await;
 }
 
@@ -183,13 +174,14 @@ async fn alerts_groups_and_metrics_views() {
         .await;
     assert_eq!(prod.as_array().unwrap().len(), 1);
     assert_eq!(prod[0]["receivers"][0], "ops");
-    let r = app
-        .client
-        .get(app.url("/admin/v1/alerts?filter=env%3D~%22%5B%22"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
+    assert_eq!(
+        app.status(
+            reqwest::Method::GET,
+            "/admin/v1/alerts?filter=env%3D~%22%5B%22"
+        )
+        .await,
+        400
+    );
     let groups = wait_for(Duration::from_secs(5), "group view", || async {
         let g = app.get_json("/admin/v1/groups").await;
         (g.as_array().unwrap().len() == 1).then_some(g)

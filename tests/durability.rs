@@ -40,6 +40,13 @@ async fn spawn(config: &std::path::Path, port: u16) -> Proc {
     }
 }
 
+/// Write the router's config for `yaml` into `dir` (listening on `port`); returns its path.
+fn write_config(dir: &std::path::Path, yaml: &str, port: u16) -> std::path::PathBuf {
+    let cfg = dir.join("c.yml");
+    std::fs::write(&cfg, full_config(dir, yaml, &format!("127.0.0.1:{port}"))).unwrap();
+    cfg
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         // never leave a router behind when a test fails
@@ -49,6 +56,18 @@ impl Drop for Proc {
 }
 
 impl Proc {
+    /// POST a webhook body to the router; returns the HTTP status.
+    async fn post(&self, path: &str, body: &serde_json::Value) -> u16 {
+        reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     fn kill9(self) -> Vec<String> {
         let mut p = self;
         p.child.kill().unwrap(); // SIGKILL
@@ -83,16 +102,7 @@ async fn kill_before_group_wait_then_restart_delivers_once() {
     init();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let cfg = dir.path().join("c.yml");
-    std::fs::write(
-        &cfg,
-        full_config(
-            dir.path(),
-            "route:\n  receiver: ops\n  group_by: [alertname]\n  group_wait: 2s\n  group_interval: 300ms\nreceivers:\n  - name: ops\n    log_configs: [{}]\n",
-            &format!("127.0.0.1:{port}"),
-        ),
-    )
-    .unwrap();
+    let cfg = write_config(dir.path(), "route:\n  receiver: ops\n  group_by: [alertname]\n  group_wait: 2s\n  group_interval: 300ms\nreceivers:\n  - name: ops\n    log_configs: [{}]\n", port);
     let p = spawn(&cfg, port).await;
     // fresh alerts (startsAt = now) so group_wait applies
     let mut a = alert(&[("alertname", "Crash"), ("instance", "a")], "firing");
@@ -100,13 +110,7 @@ async fn kill_before_group_wait_then_restart_delivers_once() {
     let now = alert_router::alert::format_time(time::OffsetDateTime::now_utc());
     a["startsAt"] = now.clone().into();
     b["startsAt"] = now.into();
-    let r = reqwest::Client::new()
-        .post(format!("{}/webhook", p.base))
-        .json(&webhook(vec![a, b]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(p.post("/webhook", &webhook(vec![a, b])).await, 200);
     let out1 = p.kill9();
     assert_eq!(
         out1.iter().filter(|l| l.contains("[FIRING")).count(),
@@ -182,27 +186,19 @@ async fn kill_while_destination_fails_then_restart_delivers_once() {
     let mock = MockServer::start(Reply::status(503, "down"), None).await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let cfg = dir.path().join("c.yml");
-    std::fs::write(
-        &cfg,
-        full_config(
-            dir.path(),
-            &format!(
+    let cfg = write_config(dir.path(), &format!(
                 "delivery: {{backoff_initial: 100ms, backoff_max: 300ms}}\nroute:\n  receiver: ops\n  group_wait: 0s\nreceivers:\n  - name: ops\n    webhook_configs: [{{url: '{}'}}]\n",
                 mock.url("/hook")
-            ),
-            &format!("127.0.0.1:{port}"),
-        ),
-    )
-    .unwrap();
+            ), port);
     let p = spawn(&cfg, port).await;
-    let r = reqwest::Client::new()
-        .post(format!("{}/webhook", p.base))
-        .json(&webhook(vec![alert(&[("alertname", "Down")], "firing")]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(
+        p.post(
+            "/webhook",
+            &webhook(vec![alert(&[("alertname", "Down")], "firing")])
+        )
+        .await,
+        200
+    );
     wait_for(Duration::from_secs(10), "failed attempts", || async {
         (mock.count() >= 2).then_some(())
     })
@@ -238,24 +234,16 @@ async fn sigterm_shuts_down_cleanly_and_keeps_state() {
     init();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let cfg = dir.path().join("c.yml");
-    std::fs::write(
-        &cfg,
-        full_config(
-            dir.path(),
-            "route:\n  receiver: ops\n  group_wait: 1h\nreceivers:\n  - name: ops\n    log_configs: [{}]\n",
-            &format!("127.0.0.1:{port}"),
-        ),
-    )
-    .unwrap();
+    let cfg = write_config(dir.path(), "route:\n  receiver: ops\n  group_wait: 1h\nreceivers:\n  - name: ops\n    log_configs: [{}]\n", port);
     let mut p = spawn(&cfg, port).await;
-    let r = reqwest::Client::new()
-        .post(format!("{}/webhook", p.base))
-        .json(&webhook(vec![alert(&[("alertname", "Term")], "firing")]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(
+        p.post(
+            "/webhook",
+            &webhook(vec![alert(&[("alertname", "Term")], "firing")])
+        )
+        .await,
+        200
+    );
     let pid = p.child.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
@@ -354,12 +342,14 @@ async fn sighup_reloads_and_keeps_running_on_a_bad_config() {
         metric(&p.base, "alert_router_config_last_reload_successful").await,
         1.0
     );
-    let r = reqwest::Client::new()
-        .post(format!("{}/webhook/extra", p.base))
-        .json(&webhook(vec![alert(&[("alertname", "Hup")], "firing")]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "the new receiver exists after SIGHUP");
+    assert_eq!(
+        p.post(
+            "/webhook/extra",
+            &webhook(vec![alert(&[("alertname", "Hup")], "firing")])
+        )
+        .await,
+        200,
+        "the new receiver exists after SIGHUP"
+    );
     p.kill9();
 }

@@ -89,6 +89,17 @@ impl TestApp {
         req.send().await.expect("request")
     }
 
+    /// Status of an empty-bodied request (`GET` or `POST`) to `path`.
+    pub async fn status(&self, method: reqwest::Method, path: &str) -> u16 {
+        self.client
+            .request(method, self.url(path))
+            .send()
+            .await
+            .expect("request")
+            .status()
+            .as_u16()
+    }
+
     pub async fn get_json(&self, path: &str) -> Value {
         let r = self
             .client

@@ -269,11 +269,16 @@ pub async fn run(source: ConfigSource, shutdown: impl Future<Output = ()>) -> Re
     Ok(())
 }
 
+/// How often retention garbage collection runs.
+const GC_PERIOD: Duration = Duration::from_secs(600);
+
 /// Periodic garbage collection of resolved alerts, old notifications and expired nflog
 /// entries (older than `storage.retention`).
 fn spawn_gc(app: Arc<App>) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        // Each pass reads every alert and notification back, so it runs rarely: retention
+        // is counted in hours.
+        let mut tick = tokio::time::interval(GC_PERIOD);
         loop {
             tick.tick().await;
             let retention = app.config().storage.retention.0;

@@ -129,6 +129,10 @@ pub struct Alert {
     pub received_at: OffsetDateTime,
     #[serde(default)]
     pub targets: Targets,
+    /// `ends_at` was not sent but derived from `resolve_timeout` (Alertmanager's `Timeout`
+    /// flag): such an end gives way to a sender's explicit one when merging.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub timeout: bool,
 }
 
 impl Alert {
@@ -159,22 +163,43 @@ impl Alert {
             starts_at: self.starts_at,
             ends_at: self.ends_at,
             received_at: self.received_at,
+            timeout: self.timeout,
             targets: self.targets.clone(),
         }
     }
 
-    /// Merge this (newer) report onto the stored alert `old`, following Alertmanager's
-    /// store merge: when the activity ranges overlap, the earliest start is kept and the
-    /// newer report provides labels, annotations and end (both resolved: the later end);
-    /// otherwise the newer report starts a new episode (and a new `received_at`).
+    /// Merge this (newer) report onto the stored alert `old` with Alertmanager's rules
+    /// (its memory store and `Alert.Merge`; an open end counts as +∞):
+    /// - the two are merged only when their activity ranges overlap — the newer end or the
+    ///   newer start lies strictly inside the older range; otherwise the newer report
+    ///   simply replaces the older one;
+    /// - merged: the earliest start is kept; the end is the newer report's (so a
+    ///   Prometheus resolve, an end in the past, resolves at once), except that when both
+    ///   are resolved the later end wins, and a firing newer report keeps an older explicit
+    ///   (not timeout-derived) end that is later than its own.
+    ///
+    /// `received_at` (which drives `group_wait`) belongs to the episode: it is kept when the
+    /// newer report started before the older one ended, and starts afresh otherwise (a
+    /// re-fire after a resolve is a new episode and waits `group_wait` again).
     pub fn merge_onto(&mut self, old: &MergeState) {
+        let same_episode = old.ends_at.is_none_or(|e| self.starts_at < e);
         let inside = |t: OffsetDateTime| t > old.starts_at && old.ends_at.is_none_or(|e| t < e);
-        let overlaps = self.ends_at.is_none_or(inside) || inside(self.starts_at);
-        if overlaps {
+        if self.ends_at.is_some_and(inside) || inside(self.starts_at) {
             self.starts_at = self.starts_at.min(old.starts_at);
-            if let (Some(o), Some(n)) = (old.ends_at, self.ends_at) {
-                self.ends_at = Some(o.max(n));
+            let at = self.updated_at;
+            let resolved = |e: Option<OffsetDateTime>| e.is_some_and(|e| e <= at);
+            if resolved(self.ends_at) {
+                if resolved(old.ends_at) && old.ends_at > self.ends_at {
+                    self.ends_at = old.ends_at;
+                }
+            } else if let (Some(o), Some(n)) = (old.ends_at, self.ends_at) {
+                if o > n && !old.timeout {
+                    self.ends_at = Some(o);
+                    self.timeout = false;
+                }
             }
+        }
+        if same_episode {
             self.received_at = old.received_at;
         }
         let mut targets = old.targets.clone();
@@ -196,6 +221,7 @@ pub struct MergeState {
     pub starts_at: OffsetDateTime,
     pub ends_at: Option<OffsetDateTime>,
     pub received_at: OffsetDateTime,
+    pub timeout: bool,
     pub targets: Targets,
 }
 
@@ -491,6 +517,7 @@ pub fn parse_alert(
         updated_at: now,
         received_at: now,
         targets: targets.clone(),
+        timeout: false,
     })
 }
 
@@ -705,6 +732,7 @@ mod tests {
                 routed: true,
                 receivers: Default::default(),
             },
+            timeout: false,
         };
         let mut stored = base.clone();
         let mut newer = base.clone();
@@ -720,6 +748,103 @@ mod tests {
         assert_eq!(stored.ends_at, Some(t0 + time::Duration::minutes(5)));
         assert_eq!(stored.received_at, t0);
         assert!(stored.targets.routed && stored.targets.receivers.contains("ops"));
+    }
+
+    fn at(base: &Alert, start_min: i64, end_min: Option<i64>, now_min: i64) -> Alert {
+        let t0 = base.starts_at;
+        let mut a = base.clone();
+        a.starts_at = t0 + time::Duration::minutes(start_min);
+        a.ends_at = end_min.map(|m| t0 + time::Duration::minutes(m));
+        a.updated_at = t0 + time::Duration::minutes(now_min);
+        a.received_at = a.updated_at;
+        a
+    }
+
+    fn base() -> Alert {
+        let t0 = OffsetDateTime::parse("2024-05-01T10:00:00Z", &Rfc3339).unwrap();
+        let labels = ls(&[("a", "b")]);
+        Alert {
+            fingerprint: Fingerprint::of(&labels),
+            labels,
+            annotations: LabelSet::new(),
+            starts_at: t0,
+            ends_at: None,
+            generator_url: String::new(),
+            updated_at: t0,
+            received_at: t0,
+            targets: Targets::default(),
+            timeout: false,
+        }
+    }
+
+    /// Prometheus resolves by re-sending the alert with an end in the past: the newer end
+    /// wins over the earlier announced (later) one.
+    #[test]
+    fn merge_takes_a_resolve_from_the_newer_report() {
+        let b = base();
+        // posted at 0 without an end: resolve_timeout gives it 5m, flagged as timeout
+        let mut stored = at(&b, 0, Some(5), 0);
+        stored.timeout = true;
+        let resolve = at(&b, 0, Some(1), 1);
+        stored.merge_newer(resolve);
+        assert_eq!(
+            stored.ends_at,
+            Some(b.starts_at + time::Duration::minutes(1))
+        );
+        assert!(stored.resolved_at(b.starts_at + time::Duration::minutes(1)));
+        assert_eq!(stored.received_at, b.starts_at, "same episode");
+    }
+
+    #[test]
+    fn merge_keeps_explicit_later_end_but_not_a_timeout_end() {
+        let b = base();
+        // Prometheus announced 0..10m (explicit); a firing report with 0..4m keeps 10m.
+        let mut explicit = at(&b, 0, Some(10), 0);
+        explicit.merge_newer(at(&b, 1, Some(4), 1));
+        assert_eq!(
+            explicit.ends_at,
+            Some(b.starts_at + time::Duration::minutes(10))
+        );
+        // The same with a timeout-derived older end: the newer end wins.
+        let mut derived = at(&b, 0, Some(10), 0);
+        derived.timeout = true;
+        derived.merge_newer(at(&b, 1, Some(4), 1));
+        assert_eq!(
+            derived.ends_at,
+            Some(b.starts_at + time::Duration::minutes(4))
+        );
+    }
+
+    #[test]
+    fn merge_of_two_resolves_keeps_the_later_end() {
+        let b = base();
+        let mut stored = at(&b, 0, Some(6), 7);
+        stored.merge_newer(at(&b, 0, Some(3), 8));
+        assert_eq!(
+            stored.ends_at,
+            Some(b.starts_at + time::Duration::minutes(6))
+        );
+    }
+
+    /// A webhook re-fire after a resolve starts a new episode: new start, new
+    /// `received_at` (so `group_wait` applies again).
+    #[test]
+    fn refire_after_resolve_is_a_new_episode() {
+        let b = base();
+        let mut stored = at(&b, 0, None, 0);
+        stored.merge_newer(at(&b, 0, Some(2), 2));
+        assert_eq!(
+            stored.ends_at,
+            Some(b.starts_at + time::Duration::minutes(2))
+        );
+        let refire = at(&b, 10, None, 10);
+        stored.merge_newer(refire.clone());
+        assert_eq!(stored.starts_at, refire.starts_at);
+        assert_eq!(stored.ends_at, None);
+        assert_eq!(stored.received_at, refire.received_at);
+        // A repeat of the firing episode keeps its first sighting.
+        stored.merge_newer(at(&b, 10, None, 11));
+        assert_eq!(stored.received_at, refire.received_at);
     }
 
     #[test]

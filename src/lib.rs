@@ -110,12 +110,30 @@ impl App {
         }
     }
 
+    /// Ready when the dispatcher runs and every configured integration has a live worker.
     pub fn is_ready(&self) -> bool {
-        self.dispatcher.running() && self.hub.running()
+        self.dispatcher.running()
+            && self.hub.running()
+            && self
+                .hub
+                .serves_all(self.routing().worker_keys().iter().map(String::as_str))
+    }
+
+    /// Start a reload as a task owned by the app: a client that stops waiting for it
+    /// (or a request timeout) cannot interrupt it half-way.
+    pub fn spawn_reload(self: &Arc<Self>) -> tokio::task::JoinHandle<Result<(), String>> {
+        let app = self.clone();
+        tokio::spawn(async move { app.reload().await })
     }
 
     /// Re-read the configuration; an invalid one is rejected and the old one keeps running.
-    pub async fn reload(&self) -> Result<(), String> {
+    /// Call it from a task of its own ([`App::spawn_reload`]): it must not be cancelled.
+    ///
+    /// Order matters: workers first (existing ones take their new settings, new
+    /// integrations get one), then the routing, and only then are the workers of removed
+    /// integrations retired — so every notification the old or the new routing queues
+    /// has a worker.
+    async fn reload(&self) -> Result<(), String> {
         let _guard = self.reload_lock.lock().await;
         let result = async {
             let (cfg, h) = self.source.load().map_err(|e| e.to_string())?;
@@ -126,14 +144,15 @@ impl App {
             let notifiers = notify::build_notifiers(&cfg, &self.templates)?;
             let cfg = Arc::new(cfg);
             let routing = Arc::new(Routing::new(cfg.clone()));
-            self.hub
-                .restart(notifiers, &cfg.delivery)
-                .await
-                .map_err(|e| e.to_string())?;
+            self.hub.apply(notifiers, &cfg.delivery);
             self.config.store(cfg);
             self.routing.store(routing.clone());
             self.config_hash.store(Arc::new(h));
-            self.dispatcher.reload(routing).await;
+            self.dispatcher.reload(routing.clone()).await;
+            let keep = routing.worker_keys().into_iter().collect();
+            self.hub.retire(&keep).await.map_err(|e| {
+                format!("removed integrations: cannot record their dead letters: {e}")
+            })?;
             Ok::<(), String>(())
         }
         .await;
@@ -190,11 +209,11 @@ pub async fn start(source: ConfigSource) -> Result<Running, AppError> {
     let templates = Arc::new(template::Templates::new());
     let notifiers = notify::build_notifiers(&cfg, &templates).map_err(AppError::Integration)?;
     let hub = Arc::new(Hub::new(store.clone(), metrics.clone()));
-    hub.restart(notifiers, &cfg.delivery).await?;
+    hub.start(notifiers, &cfg.delivery).await?;
     let cfg = Arc::new(cfg);
     let routing = Arc::new(Routing::new(cfg.clone()));
     let (dispatcher, _join) =
-        Dispatcher::start(store.clone(), hub.clone(), metrics.clone(), routing.clone())?;
+        Dispatcher::start(store.clone(), hub.clone(), metrics.clone(), routing.clone()).await?;
     metrics.config_reload_success.set(1);
     metrics
         .config_reload_timestamp
@@ -257,7 +276,7 @@ pub async fn run(source: ConfigSource, shutdown: impl Future<Output = ()>) -> Re
             tokio::spawn(async move {
                 while hup.recv().await.is_some() {
                     tracing::info!("SIGHUP: reloading configuration");
-                    let _ = app.reload().await;
+                    let _ = app.spawn_reload().await;
                 }
             });
         }
@@ -282,14 +301,21 @@ fn spawn_gc(app: Arc<App>) {
         loop {
             tick.tick().await;
             let retention = app.config().storage.retention.0;
-            match store::gc::collect(&app.store, retention, alert::now()) {
-                Ok(commit) if !commit.is_empty() => {
+            let store = app.store.clone();
+            // A whole-store scan: off the async runtime.
+            let scan = tokio::task::spawn_blocking(move || {
+                store::gc::collect(&store, retention, alert::now())
+            })
+            .await;
+            match scan {
+                Ok(Ok(commit)) if !commit.is_empty() => {
                     if let Err(e) = app.store.commit(commit).await {
                         tracing::warn!(error = %e, "garbage collection failed");
                     }
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "garbage collection scan failed"),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "garbage collection scan failed"),
+                Err(e) => tracing::warn!(error = %e, "garbage collection scan panicked"),
             }
         }
     });

@@ -68,6 +68,17 @@ impl Routing {
         }
     }
 
+    /// Worker keys of every configured integration.
+    pub fn worker_keys(&self) -> Vec<String> {
+        self.integrations
+            .iter()
+            .flat_map(|(r, v)| {
+                v.iter()
+                    .map(move |(kind, i)| crate::store::worker_key(r, kind, *i))
+            })
+            .collect()
+    }
+
     pub fn has_receiver(&self, name: &str) -> bool {
         self.direct.contains_key(name)
     }
@@ -175,7 +186,7 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// Rebuild groups from the store and start the dispatcher task.
-    pub fn start(
+    pub async fn start(
         store: Store,
         hub: Arc<Hub>,
         metrics: Arc<Metrics>,
@@ -195,7 +206,7 @@ impl Dispatcher {
             gauges_updated: std::time::Instant::now(),
             gauges_dirty: false,
         };
-        d.rebuild()?;
+        d.rebuild().await?;
         let join = tokio::spawn(async move {
             d.run().await;
             let _ = alive_tx.send(false);
@@ -203,10 +214,21 @@ impl Dispatcher {
         Ok((DispatcherHandle { tx, alive }, join))
     }
 
-    fn rebuild(&mut self) -> Result<(), crate::store::StoreError> {
+    /// Rebuild every group from the stored alerts (start and reload). Firing alerts go
+    /// first, so that a resolved alert only joins a group that still owes a notification
+    /// for it (see [`Dispatcher::insert`]).
+    async fn rebuild(&mut self) -> Result<(), crate::store::StoreError> {
         self.groups.clear();
         self.timers.clear();
-        for a in self.store.all_alerts()? {
+        let store = self.store.clone();
+        // A whole-tree scan: off the async runtime.
+        let alerts = tokio::task::spawn_blocking(move || store.all_alerts())
+            .await
+            .map_err(|e| crate::store::StoreError::Failed(e.to_string()))??;
+        let t = now();
+        let (resolved, firing): (Vec<Alert>, Vec<Alert>) =
+            alerts.into_iter().partition(|a| a.resolved_at(t));
+        for a in firing.into_iter().chain(resolved) {
             self.insert(a, true);
         }
         self.update_gauges();
@@ -272,7 +294,7 @@ impl Dispatcher {
                     Some(Msg::Reload(routing, done)) => {
                         self.routing = routing;
                         self.persisted = self.store.group_states().unwrap_or_default();
-                        if let Err(e) = self.rebuild() {
+                        if let Err(e) = self.rebuild().await {
                             tracing::error!(error = %e, "rebuilding groups after reload failed");
                         }
                         self.drop_stale_group_states().await;
@@ -290,26 +312,31 @@ impl Dispatcher {
     }
 
     /// Put an alert into every group its routes lead to.
+    ///
+    /// A resolved alert never creates a group while running (Alertmanager drops it). Read
+    /// back from the store (restart, reload) it joins a group only if that group still owes
+    /// a notification for it: it ended after the group's last flush — or, for a group not
+    /// flushed yet in this episode, after the episode's first firing alert arrived.
+    /// Anything older was notified (and purged) already, so it is not announced again.
     fn insert(&mut self, a: Alert, from_store: bool) {
         let routing = self.routing.clone();
         let t = now();
+        let resolved = a.resolved_at(t);
         for route in routing.routes_for(&a) {
             let labels = route.group_labels(&a.labels);
             let id = route.group_id(&labels);
+            if resolved {
+                let owed = if from_store {
+                    self.owes(&id, &a, t)
+                } else {
+                    self.groups.contains_key(&id)
+                };
+                if !owed {
+                    continue;
+                }
+            }
             if !self.groups.contains_key(&id) {
                 let persisted = self.persisted.get(&id);
-                if a.resolved_at(t) {
-                    // A resolved alert only (re)creates a group on restart when that group
-                    // still owes a notification for it.
-                    let owed = from_store
-                        && persisted.is_some_and(|p| {
-                            p.last_flush
-                                .is_none_or(|l| a.ends_at.is_some_and(|e| e > l))
-                        });
-                    if !owed {
-                        continue;
-                    }
-                }
                 // Alertmanager: a group created by an alert that started more than
                 // group_wait ago flushes at once (no re-waiting after restarts).
                 let gw = time::Duration::try_from(route.group_wait).unwrap_or(time::Duration::ZERO);
@@ -342,6 +369,21 @@ impl Dispatcher {
                 g.alerts.insert(a.fingerprint, a.clone());
             }
         }
+    }
+
+    /// Whether group `id` still owes a notification for the stored resolved alert `a`.
+    fn owes(&self, id: &str, a: &Alert, t: OffsetDateTime) -> bool {
+        let since = match (self.persisted.get(id), self.groups.get(id)) {
+            (Some(p), _) => p.last_flush,
+            (None, Some(g)) => g
+                .alerts
+                .values()
+                .filter(|x| !x.resolved_at(t))
+                .map(|x| x.received_at)
+                .min(),
+            (None, None) => return false,
+        };
+        since.is_none_or(|s| a.ends_at.is_some_and(|e| e > s))
     }
 
     fn update_gauges(&mut self) {
@@ -432,10 +474,7 @@ impl Dispatcher {
             return;
         }
         for n in queued {
-            let key = n.worker_key();
-            if !self.hub.enqueue(n) {
-                tracing::warn!(worker = %key, "no delivery worker for queued notification; it stays in the store");
-            }
+            self.hub.enqueue(n);
         }
         for (id, purge) in purges {
             let Some(g) = self.groups.get_mut(&id) else {

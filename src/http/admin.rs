@@ -5,7 +5,7 @@
 use super::ApiError;
 use crate::alert::{format_time, now, Alert, Fingerprint, LabelSet, Status};
 use crate::matcher::parse_matchers;
-use crate::store::{Commit, DeliveryState, DispatchOp};
+use crate::store::{Commit, DeliveryState, DispatchOp, Precondition, StoreError};
 use crate::App;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -79,44 +79,51 @@ pub async fn alerts(State(app): State<Arc<App>>, Query(q): Query<AlertQuery>) ->
             .into_response()
         }
     };
-    let all: Vec<Alert> = match app.store.all_alerts() {
-        Ok(a) => a,
-        Err(e) => return ApiError::unavailable(e.to_string(), 5).into_response(),
-    };
     let routing = app.routing();
-    let t = now();
-    let mut out = Vec::new();
-    for a in all {
-        let st = a.status_at(t);
-        if want.is_some_and(|w| w != st) || !matchers.iter().all(|m| m.matches_labels(&a.labels)) {
-            continue;
+    let store = app.store.clone();
+    // A whole-tree scan: off the async runtime.
+    let scan = tokio::task::spawn_blocking(move || {
+        let t = now();
+        let mut out = Vec::new();
+        for a in store.all_alerts()? {
+            let st = a.status_at(t);
+            if want.is_some_and(|w| w != st)
+                || !matchers.iter().all(|m| m.matches_labels(&a.labels))
+            {
+                continue;
+            }
+            let mut receivers: Vec<String> = routing
+                .routes_for(&a)
+                .iter()
+                .map(|r| r.receiver.clone())
+                .collect();
+            receivers.dedup();
+            if q.receiver
+                .as_deref()
+                .is_some_and(|r| !receivers.iter().any(|x| x == r))
+            {
+                continue;
+            }
+            out.push(AlertView {
+                fingerprint: a.fingerprint.to_string(),
+                status: st,
+                starts_at: format_time(a.starts_at),
+                ends_at: a.ends_at.map(format_time),
+                generator_url: a.generator_url,
+                updated_at: format_time(a.updated_at),
+                received_at: format_time(a.received_at),
+                labels: a.labels,
+                annotations: a.annotations,
+                receivers,
+            });
         }
-        let mut receivers: Vec<String> = routing
-            .routes_for(&a)
-            .iter()
-            .map(|r| r.receiver.clone())
-            .collect();
-        receivers.dedup();
-        if q.receiver
-            .as_deref()
-            .is_some_and(|r| !receivers.iter().any(|x| x == r))
-        {
-            continue;
-        }
-        out.push(AlertView {
-            fingerprint: a.fingerprint.to_string(),
-            status: st,
-            starts_at: format_time(a.starts_at),
-            ends_at: a.ends_at.map(format_time),
-            generator_url: a.generator_url,
-            updated_at: format_time(a.updated_at),
-            received_at: format_time(a.received_at),
-            labels: a.labels,
-            annotations: a.annotations,
-            receivers,
-        });
+        Ok::<_, StoreError>(out)
+    });
+    match scan.await {
+        Ok(Ok(out)) => Json(out).into_response(),
+        Ok(Err(e)) => ApiError::unavailable(e.to_string(), 5).into_response(),
+        Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
-    Json(out).into_response()
 }
 
 pub async fn groups(State(app): State<Arc<App>>) -> Response {
@@ -149,14 +156,20 @@ pub async fn notifications(
         },
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
-    let res = app.store.notifications(limit, |n| {
-        state.is_none_or(|s| n.state == s)
-            && q.receiver.as_deref().is_none_or(|r| n.receiver == r)
-            && q.integration.as_deref().is_none_or(|i| n.integration == i)
-    });
+    let store = app.store.clone();
+    // A filtered scan may read the whole history: off the async runtime.
+    let res = tokio::task::spawn_blocking(move || {
+        store.notifications(limit, |n| {
+            state.is_none_or(|s| n.state == s)
+                && q.receiver.as_deref().is_none_or(|r| n.receiver == r)
+                && q.integration.as_deref().is_none_or(|i| n.integration == i)
+        })
+    })
+    .await;
     match res {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => ApiError::unavailable(e.to_string(), 5).into_response(),
+        Ok(Ok(v)) => Json(v).into_response(),
+        Ok(Err(e)) => ApiError::unavailable(e.to_string(), 5).into_response(),
+        Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }
 
@@ -171,6 +184,9 @@ pub async fn notification(State(app): State<Arc<App>>, Path(id): Path<u64>) -> R
 }
 
 /// Replay a dead (or delivered) notification: back to pending, attempts and age reset.
+/// The state change is a compare-and-swap in the store writer, so of concurrent replays
+/// exactly one wins (`202`) and the others get `409`; the writer hands the winner to its
+/// worker once it is durable, even if this client has gone.
 pub async fn retry(State(app): State<Arc<App>>, Path(id): Path<u64>) -> Response {
     let mut n = match app.store.notification(id) {
         Ok(Some(n)) => n,
@@ -201,15 +217,20 @@ pub async fn retry(State(app): State<Arc<App>>, Path(id): Path<u64>) -> Response
     n.updated_at = t;
     n.last_error = None;
     n.delivered_at = None;
+    let (hub, queued) = (app.hub.clone(), n.clone());
     let commit = Commit {
         dispatch: vec![DispatchOp::PutNotification(Box::new(n.clone()))],
+        require: vec![Precondition::NotificationClosed(id)],
         ..Default::default()
-    };
-    if let Err(e) = app.store.commit(commit).await {
-        return ApiError::unavailable(e.to_string(), 5).into_response();
     }
-    app.hub.enqueue(n.clone());
-    (StatusCode::ACCEPTED, Json(n)).into_response()
+    .then(move |_| {
+        hub.enqueue(queued);
+    });
+    match app.store.commit(commit).await {
+        Ok(()) => (StatusCode::ACCEPTED, Json(n)).into_response(),
+        Err(StoreError::Conflict(m)) => ApiError::new(StatusCode::CONFLICT, m).into_response(),
+        Err(e) => ApiError::unavailable(e.to_string(), 5).into_response(),
+    }
 }
 
 pub async fn receivers(State(app): State<Arc<App>>) -> Response {
@@ -253,6 +274,7 @@ pub async fn test_receiver(State(app): State<Arc<App>>, Path(name): Path<String>
         updated_at: t,
         received_at: t,
         targets: Default::default(),
+        timeout: false,
     };
     let group_key = format!("{{}}/test:{}", crate::matcher::label_set_string(&labels));
     let mut kinds: Vec<(&str, usize)> = Vec::new();
@@ -288,12 +310,15 @@ pub async fn test_receiver(State(app): State<Arc<App>>, Path(name): Path<String>
             .push(DispatchOp::PutNotification(Box::new(n.clone())));
         made.push(n);
     }
+    let ids: Vec<u64> = made.iter().map(|n| n.id).collect();
+    let hub = app.hub.clone();
+    let commit = commit.then(move |_| {
+        for n in made {
+            hub.enqueue(n);
+        }
+    });
     if let Err(e) = app.store.commit(commit).await {
         return ApiError::unavailable(e.to_string(), 5).into_response();
-    }
-    let ids: Vec<u64> = made.iter().map(|n| n.id).collect();
-    for n in made {
-        app.hub.enqueue(n);
     }
     (
         StatusCode::ACCEPTED,
@@ -302,15 +327,35 @@ pub async fn test_receiver(State(app): State<Arc<App>>, Path(name): Path<String>
         .into_response()
 }
 
+/// How long `POST /-/reload` waits for the reload before answering that it is still
+/// running (below the 30 s request timeout).
+const RELOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Reload the configuration. The reload runs in a task of its own; the answer says how it
+/// ended, or `202` if it is still running (waiting for in-flight deliveries of removed
+/// integrations) — it then finishes on its own.
 pub async fn reload(State(app): State<Arc<App>>) -> Response {
-    match app.reload().await {
-        Ok(()) => {
+    match tokio::time::timeout(RELOAD_WAIT, app.spawn_reload()).await {
+        Ok(Ok(Ok(()))) => {
             Json(json!({ "status": "success", "config_hash": app.config_hash() })).into_response()
         }
-        Err(e) => ApiError::new(
+        Ok(Ok(Err(e))) => ApiError::new(
             StatusCode::BAD_REQUEST,
             format!("failed to reload config: {e}"),
         )
         .into_response(),
+        Ok(Err(e)) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reload task failed: {e}"),
+        )
+        .into_response(),
+        Err(_) => (
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "status": "running",
+                "message": "reload still running; config_last_reload_successful and /admin/v1/status show when it is done",
+            })),
+        )
+            .into_response(),
     }
 }

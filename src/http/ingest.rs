@@ -129,6 +129,7 @@ async fn handle(
             for a in &mut v {
                 if a.ends_at.is_none() {
                     a.ends_at = Some(t + timeout);
+                    a.timeout = true;
                 }
             }
             v
@@ -150,8 +151,15 @@ async fn handle(
         }
     }
     if n > 0 {
-        match app.store.ingest(alerts).await {
-            Ok(merged) => app.dispatcher.alerts(merged),
+        // The writer hands the merged alerts to the dispatcher once they are durable, in
+        // commit order, whether or not this client is still waiting for the answer.
+        let dispatcher = app.dispatcher.clone();
+        match app
+            .store
+            .ingest(alerts, move |merged| dispatcher.alerts(merged))
+            .await
+        {
+            Ok(()) => {}
             Err(StoreError::Overloaded(waiting)) => {
                 app.metrics
                     .ingest_rejected

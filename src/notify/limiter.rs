@@ -39,6 +39,26 @@ impl Limiter {
         }
     }
 
+    /// A limiter for a changed rate limit that remembers `old`'s recent sends (those within
+    /// the new period, newest first, at most the new message count), so a reload that
+    /// changes the limit never hands out a fresh burst.
+    pub fn carry_over(rl: &RateLimit, old: &Limiter) -> Self {
+        let mut l = Limiter::new(rl);
+        let now = Instant::now();
+        let recent: Vec<Instant> = old
+            .window
+            .iter()
+            .copied()
+            .filter(|t| now.duration_since(*t) < l.per)
+            .collect();
+        let skip = recent.len().saturating_sub(l.messages);
+        for t in recent.into_iter().skip(skip) {
+            let _ = l.gcra.check();
+            l.window.push_back(t);
+        }
+        l
+    }
+
     /// Take a send slot now (`None`), or say how long to wait before asking again.
     pub fn try_acquire(&mut self) -> Option<Duration> {
         let now = Instant::now();
@@ -89,6 +109,27 @@ mod tests {
             .try_acquire()
             .expect("third message in the same second must wait");
         assert!(wait > Duration::from_millis(900), "{wait:?}");
+    }
+
+    #[test]
+    fn carry_over_keeps_recent_sends() {
+        let rl = |messages| RateLimit {
+            messages,
+            per: AmDuration(Duration::from_secs(10)),
+            burst: None,
+        };
+        let mut old = Limiter::new(&rl(2));
+        assert!(old.try_acquire().is_none());
+        assert!(old.try_acquire().is_none());
+        // Raised to 3 per 10 s: one more now, not a fresh burst of 3.
+        let mut new = Limiter::carry_over(&rl(3), &old);
+        assert!(new.try_acquire().is_none());
+        assert!(
+            new.try_acquire().is_some(),
+            "the two earlier sends still count"
+        );
+        // Lowered to 1 per 10 s: the window is already full.
+        assert!(Limiter::carry_over(&rl(1), &old).try_acquire().is_some());
     }
 
     #[test]

@@ -1,5 +1,10 @@
 //! Retention: what is old enough to delete (resolved alerts, finished notifications,
 //! expired notification-log entries).
+//!
+//! The scan reads the whole store (run it off the async runtime); its deletions are
+//! conditional, re-checked by the writer, because anything may change between the scan
+//! and the commit (an alert fires again, a dead letter is replayed, a flush rewrites an
+//! nflog entry).
 
 use super::{Commit, DispatchOp, Store, StoreError};
 use std::time::Duration;
@@ -21,15 +26,16 @@ pub fn collect(
     let mut c = Commit::default();
     for a in store.all_alerts()? {
         if a.ends_at.is_some_and(|e| e < cutoff) {
-            c.delete_alerts.push(a.fingerprint);
+            c.delete_alerts.push((a.fingerprint, cutoff));
         }
     }
     for n in store.notifications(usize::MAX, |n| !n.state.is_open() && n.updated_at < cutoff)? {
-        c.dispatch.push(DispatchOp::DelNotification(n.id));
+        c.dispatch
+            .push(DispatchOp::DelNotificationIfFinishedBefore(n.id, cutoff));
     }
     for (k, e) in store.nflog_entries()? {
         if e.expires_at.is_some_and(|x| x < now) {
-            c.dispatch.push(DispatchOp::DelNflog(k));
+            c.dispatch.push(DispatchOp::DelNflogIfExpired(k, now));
         }
     }
     Ok(c)
@@ -52,6 +58,7 @@ mod tests {
             updated_at: t,
             received_at: t,
             targets: Default::default(),
+            timeout: false,
         }
     }
 
@@ -82,7 +89,6 @@ mod tests {
                 alert(2, Some(now), now),
                 alert(3, None, now),
             ],
-            delete_alerts: vec![],
             dispatch: vec![
                 DispatchOp::PutNotification(Box::new(delivered_old)),
                 DispatchOp::PutNotification(Box::new(pending_old)),
@@ -102,20 +108,22 @@ mod tests {
                     },
                 ),
             ],
+            ..Default::default()
         };
         store.commit(commit).await.unwrap();
         let c = collect(&store, Duration::from_secs(5 * 24 * 3600), now).unwrap();
+        let cutoff = now - time::Duration::days(5);
         assert_eq!(
             c.delete_alerts,
-            vec![Fingerprint(1)],
+            vec![(Fingerprint(1), cutoff)],
             "only the alert resolved before the cutoff"
         );
         let dels: Vec<String> = c
             .dispatch
             .iter()
             .map(|op| match op {
-                DispatchOp::DelNotification(id) => format!("o{id}"),
-                DispatchOp::DelNflog(k) => String::from_utf8_lossy(k).into_owned(),
+                DispatchOp::DelNotificationIfFinishedBefore(id, _) => format!("o{id}"),
+                DispatchOp::DelNflogIfExpired(k, _) => String::from_utf8_lossy(k).into_owned(),
                 other => format!("{other:?}"),
             })
             .collect();
@@ -128,5 +136,70 @@ mod tests {
         assert_eq!(store.alert_count(), 2);
         assert!(store.notification(1).unwrap().is_none());
         assert!(store.notification(2).unwrap().is_some());
+    }
+
+    /// The writer re-checks every deletion: what changed between the scan and the commit
+    /// (an alert fired again, a dead letter replayed, a fresh nflog entry) stays.
+    #[tokio::test]
+    async fn deletions_are_rechecked_by_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 8, 1000).unwrap();
+        let now = crate::alert::now();
+        let old = now - time::Duration::days(6);
+        let msg = WebhookMessage::new("r", vec![], LabelSet::new(), "http://x", "g", "r");
+        let mut dead = Notification::pending(7, ("r", "log", 0), msg, "<7@x>".into(), old);
+        dead.state = DeliveryState::Dead;
+        let expired = NflogEntry {
+            expires_at: Some(old),
+            ..Default::default()
+        };
+        store
+            .commit(Commit {
+                alerts: vec![alert(1, Some(old), old)],
+                dispatch: vec![
+                    DispatchOp::PutNotification(Box::new(dead.clone())),
+                    DispatchOp::PutNflog(b"n/k".to_vec(), expired),
+                ],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let gc = collect(&store, Duration::from_secs(5 * 24 * 3600), now).unwrap();
+        assert_eq!(gc.delete_alerts.len(), 1);
+        assert_eq!(gc.dispatch.len(), 2);
+        // Meanwhile: the alert fires again, the dead letter is replayed, the nflog renewed.
+        let mut again = alert(1, None, now);
+        again.starts_at = now;
+        dead.state = DeliveryState::Pending;
+        dead.updated_at = now;
+        let fresh = NflogEntry {
+            expires_at: Some(now + time::Duration::hours(1)),
+            ..Default::default()
+        };
+        store
+            .commit(Commit {
+                alerts: vec![again],
+                dispatch: vec![
+                    DispatchOp::PutNotification(Box::new(dead)),
+                    DispatchOp::PutNflog(b"n/k".to_vec(), fresh),
+                ],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        store.commit(gc).await.unwrap();
+        let a = store
+            .alert(Fingerprint(1))
+            .unwrap()
+            .expect("re-fired alert kept");
+        assert_eq!(a.ends_at, None);
+        assert!(
+            store.notification(7).unwrap().is_some(),
+            "replayed notification kept"
+        );
+        assert!(
+            store.nflog(b"n/k").unwrap().is_some(),
+            "fresh nflog entry kept"
+        );
     }
 }

@@ -35,6 +35,10 @@ pub enum StoreError {
     Closed,
     #[error("storage commit failed: {0}")]
     Failed(String),
+    /// A precondition of the commit did not hold when the writer came to it; nothing of
+    /// that commit was applied.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// Timer state of one aggregation group, persisted so a restart neither re-waits nor repeats.
@@ -176,22 +180,66 @@ pub enum DispatchOp {
     DelNflog(Vec<u8>),
     PutNotification(Box<Notification>),
     DelNotification(u64),
+    /// Retention: delete the notification only if it is still finished and last changed
+    /// before the cutoff (a replay meanwhile keeps it).
+    DelNotificationIfFinishedBefore(u64, OffsetDateTime),
+    /// Retention: delete the nflog entry only if it is still expired at the given time (a
+    /// flush meanwhile wrote a fresh one).
+    DelNflogIfExpired(Vec<u8>, OffsetDateTime),
 }
+
+/// A condition the writer checks, in commit order, before applying a commit: a
+/// compare-and-swap, so concurrent requests cannot both act on the same old state.
+#[derive(Debug, Clone)]
+pub enum Precondition {
+    /// The notification exists and is finished (not pending or failed).
+    NotificationClosed(u64),
+}
+
+/// What runs on the writer thread once a commit is durable, in commit order: hands the
+/// merged alerts to the dispatcher or queued notifications to workers. Because it runs
+/// there and not in the request, a client that disconnects cannot separate "stored" from
+/// "forwarded", and forwarding follows the order the store committed.
+pub type AfterCommit = Box<dyn FnOnce(Vec<Alert>) + Send>;
 
 /// One unit of work for the writer.
 #[derive(Default)]
 pub struct Commit {
     /// Alerts merged into the stored ones (Alertmanager merge rules).
     pub alerts: Vec<Alert>,
-    pub delete_alerts: Vec<Fingerprint>,
+    /// Alerts to delete if they are still resolved before the given cutoff when the writer
+    /// comes to them (retention: an alert that fired again meanwhile stays).
+    pub delete_alerts: Vec<(Fingerprint, OffsetDateTime)>,
     pub dispatch: Vec<DispatchOp>,
+    pub require: Vec<Precondition>,
+    pub then: Option<AfterCommit>,
+}
+
+impl Commit {
+    /// Run `f` with the merged alerts once this commit is durable (see [`AfterCommit`]).
+    pub fn then(mut self, f: impl FnOnce(Vec<Alert>) + Send + 'static) -> Self {
+        self.then = Some(Box::new(f));
+        self
+    }
+
+    /// Whether the writer must read current state before applying this commit.
+    fn conditional(&self) -> bool {
+        !self.require.is_empty()
+            || self.dispatch.iter().any(|op| {
+                matches!(
+                    op,
+                    DispatchOp::DelNotificationIfFinishedBefore(..)
+                        | DispatchOp::DelNflogIfExpired(..)
+                )
+            })
+    }
 }
 
 struct Job {
     commit: Commit,
     /// Counted in `pending_alerts` (ingest requests).
     ingest: bool,
-    reply: oneshot::Sender<Result<Vec<Alert>, StoreError>>,
+    reply: oneshot::Sender<Result<(), StoreError>>,
 }
 
 /// Handle to the store; cheap to clone.
@@ -281,8 +329,8 @@ impl Store {
         })
     }
 
-    /// Durably apply `commit`; resolves once flushed. Returns the merged alerts.
-    pub async fn commit(&self, commit: Commit) -> Result<Vec<Alert>, StoreError> {
+    /// Durably apply `commit`; resolves once flushed (and its `then` has run).
+    pub async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
         self.send(commit, false).await
     }
 
@@ -301,7 +349,7 @@ impl Store {
             .map_err(|_| StoreError::Closed)
     }
 
-    async fn send(&self, commit: Commit, ingest: bool) -> Result<Vec<Alert>, StoreError> {
+    async fn send(&self, commit: Commit, ingest: bool) -> Result<(), StoreError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Job {
@@ -313,8 +361,13 @@ impl Store {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Durably merge ingested alerts, refusing when too many are already waiting.
-    pub async fn ingest(&self, alerts: Vec<Alert>) -> Result<Vec<Alert>, StoreError> {
+    /// Durably merge ingested alerts, refusing when too many are already waiting. `then`
+    /// receives the merged alerts on the writer thread once they are durable.
+    pub async fn ingest(
+        &self,
+        alerts: Vec<Alert>,
+        then: impl FnOnce(Vec<Alert>) + Send + 'static,
+    ) -> Result<(), StoreError> {
         let n = alerts.len();
         let waiting = self.pending_alerts.fetch_add(n, Ordering::AcqRel);
         if waiting > 0 && waiting + n > self.max_pending_alerts {
@@ -324,7 +377,8 @@ impl Store {
         let commit = Commit {
             alerts,
             ..Default::default()
-        };
+        }
+        .then(then);
         self.send(commit, true).await
     }
 
@@ -450,9 +504,18 @@ fn writer_loop(
         let result = apply(&db, &alerts, &dispatch, &mut jobs, &mut cache);
         pending.fetch_sub(n_ingested, Ordering::AcqRel);
         match result {
-            Ok(mut merged) => {
-                for (job, m) in jobs.into_iter().zip(merged.drain(..)) {
-                    let _ = job.reply.send(Ok(m));
+            Ok(outcomes) => {
+                for (mut job, outcome) in jobs.into_iter().zip(outcomes) {
+                    let reply = match outcome {
+                        Ok(merged) => {
+                            if let Some(then) = job.commit.then.take() {
+                                then(merged);
+                            }
+                            Ok(())
+                        }
+                        Err(e) => Err(e),
+                    };
+                    let _ = job.reply.send(reply);
                 }
             }
             Err(e) => {
@@ -466,23 +529,33 @@ fn writer_loop(
     }
 }
 
-/// Apply every job's changes in two batches (one per tree), then flush once.
+/// Apply every job's changes in two batches (one per tree), then flush once. Returns per
+/// job the merged alerts, or why its preconditions failed (nothing of that job applied).
 ///
 /// Alerts are merged against the in-memory `cache` (updated as we go, so several reports
 /// of one alert in the same batch merge in order; sled applies a batch in order, so the
-/// last write of a key wins).
+/// last write of a key wins). A job with conditions first applies what the batch holds so
+/// far, so its reads see every earlier job.
 fn apply(
     db: &sled::Db,
     alerts: &sled::Tree,
     dispatch: &sled::Tree,
     jobs: &mut [Job],
     cache: &mut HashMap<Fingerprint, MergeState>,
-) -> Result<Vec<Vec<Alert>>, StoreError> {
+) -> Result<Vec<Result<Vec<Alert>, StoreError>>, StoreError> {
     let mut alert_batch = sled::Batch::default();
     let mut dispatch_batch = sled::Batch::default();
-    let mut merged_per_job = Vec::with_capacity(jobs.len());
+    let mut outcomes = Vec::with_capacity(jobs.len());
     for job in jobs.iter_mut() {
         let c = &mut job.commit;
+        if c.conditional() {
+            alerts.apply_batch(std::mem::take(&mut alert_batch))?;
+            dispatch.apply_batch(std::mem::take(&mut dispatch_batch))?;
+            if let Err(e) = check(dispatch, &c.require) {
+                outcomes.push(Err(e));
+                continue;
+            }
+        }
         let mut merged = Vec::with_capacity(c.alerts.len());
         for mut a in c.alerts.drain(..) {
             if let Some(old) = cache.get(&a.fingerprint) {
@@ -492,9 +565,14 @@ fn apply(
             alert_batch.insert(&keys::alert(a.fingerprint), encode(&a));
             merged.push(a);
         }
-        for fp in c.delete_alerts.drain(..) {
-            cache.remove(&fp);
-            alert_batch.remove(&keys::alert(fp));
+        for (fp, cutoff) in c.delete_alerts.drain(..) {
+            let still_old = cache
+                .get(&fp)
+                .is_some_and(|m| m.ends_at.is_some_and(|e| e < cutoff));
+            if still_old {
+                cache.remove(&fp);
+                alert_batch.remove(&keys::alert(fp));
+            }
         }
         for op in c.dispatch.drain(..) {
             match op {
@@ -506,14 +584,73 @@ fn apply(
                     dispatch_batch.insert(keys::outbox(n.id), encode(&*n))
                 }
                 DispatchOp::DelNotification(id) => dispatch_batch.remove(keys::outbox(id)),
+                DispatchOp::DelNotificationIfFinishedBefore(id, cutoff) => {
+                    let key = keys::outbox(id);
+                    let old = read::<Notification>(dispatch, &key, "dispatch/outbox")
+                        .is_some_and(|n| !n.state.is_open() && n.updated_at < cutoff);
+                    if old {
+                        dispatch_batch.remove(key);
+                    }
+                }
+                DispatchOp::DelNflogIfExpired(key, t) => {
+                    let expired = read::<NflogEntry>(dispatch, &key, "dispatch/nflog")
+                        .is_some_and(|e| e.expires_at.is_some_and(|x| x < t));
+                    if expired {
+                        dispatch_batch.remove(key);
+                    }
+                }
             }
         }
-        merged_per_job.push(merged);
+        outcomes.push(Ok(merged));
     }
     alerts.apply_batch(alert_batch)?;
     dispatch.apply_batch(dispatch_batch)?;
     db.flush()?;
-    Ok(merged_per_job)
+    Ok(outcomes)
+}
+
+/// A record as the writer currently sees it; unreadable ones are logged and treated as
+/// absent (a conditional delete then keeps them).
+fn read<T: for<'de> Deserialize<'de>>(
+    tree: &sled::Tree,
+    key: &[u8],
+    what: &'static str,
+) -> Option<T> {
+    match tree.get(key) {
+        Ok(Some(v)) => decode(what, &v)
+            .map_err(|e| tracing::warn!(error = %e, "conditional write: unreadable record"))
+            .ok(),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "conditional write: cannot read record");
+            None
+        }
+    }
+}
+
+/// Check a commit's preconditions against the current state of the `dispatch` tree.
+fn check(dispatch: &sled::Tree, require: &[Precondition]) -> Result<(), StoreError> {
+    for p in require {
+        match p {
+            Precondition::NotificationClosed(id) => {
+                let n: Option<Notification> = dispatch
+                    .get(keys::outbox(*id))?
+                    .map(|v| decode("dispatch/outbox", &v))
+                    .transpose()?;
+                match n {
+                    None => return Err(StoreError::Conflict(format!("no notification {id}"))),
+                    Some(n) if n.state.is_open() => {
+                        return Err(StoreError::Conflict(format!(
+                            "notification {id} is already queued ({:?})",
+                            n.state
+                        )))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -537,6 +674,7 @@ mod tests {
                 routed: true,
                 receivers: Default::default(),
             },
+            timeout: false,
         }
     }
 
@@ -548,7 +686,10 @@ mod tests {
         let store = Store::open(dir.path(), 8, 10).unwrap();
         for round in 0..10 {
             let batch: Vec<Alert> = (0..8).map(|i| alert(round * 8 + i)).collect();
-            assert!(store.ingest(batch).await.is_ok(), "round {round} refused");
+            assert!(
+                store.ingest(batch, |_| {}).await.is_ok(),
+                "round {round} refused"
+            );
         }
         assert_eq!(store.alert_count(), 80);
         assert_eq!(store.pending_alerts.load(Ordering::Acquire), 0);
@@ -560,7 +701,7 @@ mod tests {
         let first = alert(1);
         {
             let store = Store::open(dir.path(), 8, 100).unwrap();
-            store.ingest(vec![first.clone()]).await.unwrap();
+            store.ingest(vec![first.clone()], |_| {}).await.unwrap();
             store.flush().unwrap();
         }
         // the writer thread of the first handle releases the lock when it sees the channel close
@@ -581,7 +722,14 @@ mod tests {
         later
             .annotations
             .insert("summary".into(), "now with a summary".into());
-        let merged = store.ingest(vec![later]).await.unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        store
+            .ingest(vec![later], move |m| {
+                let _ = tx.send(m);
+            })
+            .await
+            .unwrap();
+        let merged = rx.recv().unwrap();
         assert_eq!(
             merged[0].starts_at, first.starts_at,
             "earliest start kept after reopen"

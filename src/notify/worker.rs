@@ -1,0 +1,502 @@
+//! The delivery worker of one integration instance: drains its queue through a rate
+//! limiter (governor), retries with backoff and jitter, merges overflow of the same group
+//! while rate limited, and dead-letters what cannot be delivered. Its settings (notifier,
+//! rate limit, delivery policy) are swapped in place by a reload.
+
+use super::limiter::Limiter;
+use super::{lock, NotifyError};
+use crate::alert::{now, Status};
+use crate::config::{DeliveryConfig, RateLimit};
+use crate::metrics::{integration_labels, Labels, Metrics};
+use crate::notify::Notifier;
+use crate::store::{Commit, DeliveryState, DispatchOp, Notification, Store};
+use rand::Rng;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, watch};
+
+/// What the admin API shows about one worker.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct WorkerStatus {
+    pub receiver: String,
+    pub integration: String,
+    pub index: usize,
+    pub queue_depth: usize,
+    pub rate_limit: Option<RateLimitView>,
+    /// True while the worker is waiting for the limiter.
+    pub rate_limited: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_success: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_error_at: Option<OffsetDateTime>,
+    pub last_error: Option<String>,
+    /// Consecutive failed attempts of the notification at the head of the queue.
+    pub retrying_attempts: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RateLimitView {
+    pub messages: u32,
+    pub per: String,
+    pub burst: u32,
+}
+
+impl RateLimitView {
+    pub fn of(rl: &RateLimit) -> Self {
+        RateLimitView {
+            messages: rl.messages,
+            per: rl.per.to_string(),
+            burst: rl.burst.unwrap_or(rl.messages),
+        }
+    }
+}
+
+/// Labels of an integration instance's queue-depth gauge (a depth per instance: counters
+/// may add up across instances, a depth may not).
+pub(crate) fn depth_labels(labels: &[(&'static str, String)], index: usize) -> Labels {
+    let mut labels = labels.to_vec();
+    labels.push(("index", index.to_string()));
+    labels
+}
+
+/// What a worker's queue holds. The full notification (with its alert snapshot) stays in
+/// the store and is read back just before each attempt, so a long backlog behind a slow
+/// rate limit costs little memory.
+#[derive(Debug, Clone)]
+pub(crate) struct Queued {
+    pub id: u64,
+    pub group_key: String,
+    pub attempts: u32,
+    pub test: bool,
+}
+
+impl Queued {
+    pub fn of(n: &Notification) -> Self {
+        Queued {
+            id: n.id,
+            group_key: n.group_key.clone(),
+            attempts: n.attempts,
+            test: n.test,
+        }
+    }
+}
+
+/// What a worker delivers with. A reload swaps it in place: the worker keeps its queue and,
+/// unless the rate limit changed, its limiter state (a reload never floods a destination).
+pub(crate) struct Settings {
+    pub notifier: Arc<dyn Notifier>,
+    pub rate_limit: RateLimit,
+    pub delivery: DeliveryConfig,
+}
+
+/// What a stopped worker leaves behind: ids it had not finished, merged versions of some
+/// of them, and its channel (with whatever arrived after it stopped).
+pub(crate) struct Leftover {
+    pub queue: VecDeque<Queued>,
+    pub merged: HashMap<u64, Notification>,
+    pub rx: mpsc::UnboundedReceiver<Queued>,
+}
+
+/// The delivery loop of one integration instance.
+pub(crate) struct Worker {
+    pub key: String,
+    pub settings: watch::Receiver<Arc<Settings>>,
+    pub current: Arc<Settings>,
+    pub limiter: Limiter,
+    pub queue: VecDeque<Queued>,
+    pub rx: mpsc::UnboundedReceiver<Queued>,
+    /// Notifications changed by a merge whose stored copy may not be written yet.
+    pub merged: HashMap<u64, Notification>,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub status: Arc<Mutex<WorkerStatus>>,
+    /// Set by the hub to stop this worker (after its in-flight attempt).
+    pub stop: watch::Receiver<bool>,
+    /// New notifications arrived since the last merge pass.
+    pub unmerged: bool,
+}
+
+/// Exponential backoff (×1.5 from `initial`, capped at `max`) with ±50 % jitter.
+pub fn backoff(attempt: u32, initial: Duration, max: Duration) -> Duration {
+    let base = initial.as_secs_f64() * 1.5f64.powi(attempt.saturating_sub(1).min(60) as i32);
+    let base = base.min(max.as_secs_f64());
+    let jitter = rand::rng().random_range(0.5..1.5);
+    Duration::from_secs_f64((base * jitter).min(max.as_secs_f64()))
+}
+
+impl Worker {
+    /// Deliver until stopped; an attempt in flight is always finished and recorded first,
+    /// so a notification is never sent by two workers.
+    pub async fn run(mut self) -> Leftover {
+        self.serve().await;
+        Leftover {
+            queue: self.queue,
+            merged: self.merged,
+            rx: self.rx,
+        }
+    }
+
+    /// Take a reload's new settings; a changed rate limit starts from the old limiter's
+    /// recent sends instead of a fresh burst.
+    fn refresh_settings(&mut self) {
+        if !self.settings.has_changed().unwrap_or(false) {
+            return;
+        }
+        let new = self.settings.borrow_and_update().clone();
+        if new.rate_limit != self.current.rate_limit {
+            self.limiter = Limiter::carry_over(&new.rate_limit, &self.limiter);
+            lock(&self.status).rate_limit = Some(RateLimitView::of(&new.rate_limit));
+        }
+        self.current = new;
+    }
+
+    async fn serve(&mut self) {
+        let labels = integration_labels(&self.status_receiver(), self.current.notifier.kind());
+        self.publish_depth(&labels);
+        loop {
+            if *self.stop.borrow() {
+                return;
+            }
+            self.refresh_settings();
+            while let Ok(n) = self.rx.try_recv() {
+                self.queue.push_back(n);
+                self.unmerged = true;
+            }
+            if self.queue.is_empty() {
+                tokio::select! {
+                    n = self.rx.recv() => match n {
+                        Some(n) => {
+                            self.queue.push_back(n);
+                            self.unmerged = true;
+                        }
+                        None => return,
+                    },
+                    _ = self.stop.changed() => return,
+                }
+                continue;
+            }
+            // Wait for a send slot; while waiting, fold queued notifications of the same
+            // group together (also those that arrive during the wait).
+            let mut limited = false;
+            while let Some(wait) = self.limiter.try_acquire() {
+                if !limited {
+                    limited = true;
+                    self.metrics.rate_limited_waits.get_or_create(&labels).inc();
+                    lock(&self.status).rate_limited = true;
+                }
+                self.merge_overflow(&labels);
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {},
+                    _ = self.stop.changed() => return,
+                }
+            }
+            if limited {
+                self.merge_overflow(&labels);
+                lock(&self.status).rate_limited = false;
+            }
+            let Some(q) = self.queue.pop_front() else {
+                continue;
+            };
+            let mut n = match self.load(q.id) {
+                Ok(Some(n)) => n,
+                Ok(None) => {
+                    // deleted meanwhile (retention): nothing to deliver
+                    self.publish_depth(&labels);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(worker = %self.key, id = q.id, error = %e, "cannot read queued notification; retrying");
+                    self.queue.push_front(q);
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {},
+                        _ = self.stop.changed() => return,
+                    }
+                    continue;
+                }
+            };
+            // Replayed, merged or finished through the admin API meanwhile.
+            if !n.state.is_open() {
+                self.publish_depth(&labels);
+                continue;
+            }
+            // the stored record may lag behind our own unflushed updates
+            n.attempts = n.attempts.max(q.attempts);
+            let started = std::time::Instant::now();
+            let notifier = self.current.notifier.clone();
+            let result = notifier.send(&n).await;
+            self.metrics
+                .delivery_latency
+                .get_or_create(&labels)
+                .observe(started.elapsed().as_secs_f64());
+            let t = now();
+            n.attempts += 1;
+            n.updated_at = t;
+            let mut wait = None;
+            match result {
+                Ok(()) => {
+                    n.state = DeliveryState::Delivered;
+                    n.delivered_at = Some(t);
+                    n.last_error = None;
+                    self.metrics.notifications_sent.get_or_create(&labels).inc();
+                    let mut s = lock(&self.status);
+                    s.last_success = Some(t);
+                    s.retrying_attempts = 0;
+                }
+                Err(e) => {
+                    let reason = e.reason();
+                    let mut rl = labels.clone();
+                    rl.push(("reason", reason.as_str().to_string()));
+                    self.metrics
+                        .notification_attempts_failed
+                        .get_or_create(&rl)
+                        .inc();
+                    let too_old = t - n.created_at > self.current.delivery.max_age.0;
+                    let msg = e.to_string();
+                    tracing::warn!(worker = %self.key, id = n.id, attempts = n.attempts, error = %msg, "delivery attempt failed");
+                    {
+                        let mut s = lock(&self.status);
+                        s.last_error = Some(msg.clone());
+                        s.last_error_at = Some(t);
+                        s.retrying_attempts = n.attempts;
+                    }
+                    match e {
+                        NotifyError::Retryable { retry_after, .. } if !too_old => {
+                            n.state = DeliveryState::Failed;
+                            n.last_error = Some(msg);
+                            let b = backoff(
+                                n.attempts,
+                                self.current.delivery.backoff_initial.0,
+                                self.current.delivery.backoff_max.0,
+                            );
+                            wait = Some(
+                                retry_after
+                                    .map_or(b, |r| r.max(b.min(r + Duration::from_millis(250)))),
+                            );
+                        }
+                        _ => {
+                            n.state = DeliveryState::Dead;
+                            n.last_error = Some(if too_old {
+                                format!(
+                                    "gave up after {} attempts (max_age {}): {msg}",
+                                    n.attempts, self.current.delivery.max_age
+                                )
+                            } else {
+                                msg
+                            });
+                            self.metrics.notifications_failed.get_or_create(&rl).inc();
+                            tracing::error!(worker = %self.key, id = n.id, "notification moved to dead letters");
+                        }
+                    }
+                }
+            }
+            let commit = Commit {
+                dispatch: vec![DispatchOp::PutNotification(Box::new(n.clone()))],
+                ..Default::default()
+            };
+            // Recorded without waiting for the flush: a crash before it lands means this
+            // notification is sent again (at-least-once), never lost.
+            if let Err(e) = self.store.commit_nowait(commit) {
+                tracing::error!(worker = %self.key, error = %e, "cannot record delivery state");
+            }
+            if n.state == DeliveryState::Failed {
+                self.queue.push_front(Queued::of(&n));
+            }
+            self.publish_depth(&labels);
+            if let Some(w) = wait {
+                tokio::select! {
+                    _ = tokio::time::sleep(w) => {},
+                    _ = self.stop.changed() => return,
+                }
+            }
+        }
+    }
+
+    fn status_receiver(&self) -> String {
+        lock(&self.status).receiver.clone()
+    }
+
+    fn publish_depth(&self, labels: &[(&'static str, String)]) {
+        let depth = self.queue.len() + self.rx.len();
+        let index = {
+            let mut st = lock(&self.status);
+            st.queue_depth = depth;
+            st.index
+        };
+        self.metrics
+            .queue_depth
+            .get_or_create(&depth_labels(labels, index))
+            .set(depth as i64);
+    }
+
+    /// The notification to send for a queued id: a merged version if there is one, else
+    /// the stored record.
+    fn load(&mut self, id: u64) -> Result<Option<Notification>, crate::store::StoreError> {
+        match self.merged.remove(&id) {
+            Some(n) => Ok(Some(n)),
+            None => self.store.notification(id),
+        }
+    }
+
+    /// While rate limited, fold queued notifications of the same group into the newest
+    /// one: the newest snapshot already carries the group's current state, and resolved
+    /// alerts only the older ones mention are carried over, so nothing is lost and the
+    /// destination gets one message per group instead of a backlog.
+    fn merge_overflow(&mut self, labels: &Vec<(&'static str, String)>) {
+        while let Ok(q) = self.rx.try_recv() {
+            self.queue.push_back(q);
+            self.unmerged = true;
+        }
+        // Nothing new since the last pass: the queue is already merged.
+        if !self.unmerged || self.queue.len() < 2 {
+            return;
+        }
+        self.unmerged = false;
+        // Only notifications not tried yet are merged (a retrying one keeps its place).
+        let eligible = |q: &Queued| q.attempts == 0 && !q.test;
+        let mut newest: HashMap<String, usize> = HashMap::new();
+        let mut count: HashMap<String, usize> = HashMap::new();
+        for (i, q) in self.queue.iter().enumerate() {
+            if eligible(q) {
+                newest.insert(q.group_key.clone(), i);
+                *count.entry(q.group_key.clone()).or_default() += 1;
+            }
+        }
+        if count.values().all(|c| *c < 2) {
+            return;
+        }
+        let items: Vec<Queued> = self.queue.drain(..).collect();
+        let mut absorbed: HashMap<usize, Vec<Queued>> = HashMap::new();
+        let mut keep: Vec<(usize, Queued)> = Vec::with_capacity(items.len());
+        for (i, q) in items.into_iter().enumerate() {
+            match newest.get(&q.group_key) {
+                Some(&last) if last != i && eligible(&q) => {
+                    absorbed.entry(last).or_default().push(q)
+                }
+                _ => keep.push((i, q)),
+            }
+        }
+        let mut commit = Commit::default();
+        let mut merged_count = 0u64;
+        let t = now();
+        for (i, q) in keep {
+            if let Some(olds) = absorbed.remove(&i) {
+                match self.load(q.id) {
+                    Ok(Some(mut n)) => {
+                        let olds: Vec<Notification> = olds
+                            .iter()
+                            .filter_map(|o| self.load(o.id).ok().flatten())
+                            .filter(|o| o.state.is_open())
+                            .collect();
+                        merge_into(&mut n, &olds);
+                        for mut o in olds {
+                            merged_count += 1;
+                            o.state = DeliveryState::Merged;
+                            o.updated_at = t;
+                            o.last_error = Some(format!("merged into notification {}", n.id));
+                            commit
+                                .dispatch
+                                .push(DispatchOp::PutNotification(Box::new(o)));
+                        }
+                        commit
+                            .dispatch
+                            .push(DispatchOp::PutNotification(Box::new(n.clone())));
+                        self.merged.insert(n.id, n);
+                    }
+                    // The newest cannot be read: leave the older ones queued as they were.
+                    _ => self.queue.extend(olds),
+                }
+            }
+            self.queue.push_back(q);
+        }
+        if merged_count > 0 {
+            self.metrics
+                .notifications_merged
+                .get_or_create(labels)
+                .inc_by(merged_count);
+            tracing::info!(worker = %self.key, merged = merged_count, "rate limited: merged queued notifications of the same groups");
+            if let Err(e) = self.store.commit_nowait(commit) {
+                tracing::error!(worker = %self.key, error = %e, "cannot record merged notifications");
+            }
+        }
+    }
+}
+
+/// Fold older notifications of a group into the newest `n`: resolved alerts only the older
+/// ones carry are added, and when `n` continues an older one's email thread it takes over
+/// that message's id, so the thread root is a message that was actually sent.
+fn merge_into(n: &mut Notification, olds: &[Notification]) {
+    let mut present: HashSet<String> = n
+        .message
+        .alerts
+        .iter()
+        .map(|a| a.fingerprint.clone())
+        .collect();
+    for o in olds {
+        for a in &o.message.alerts {
+            if a.status == Status::Resolved && present.insert(a.fingerprint.clone()) {
+                n.message.alerts.push(a.clone());
+            }
+        }
+        if n.in_reply_to.as_deref() == Some(o.message_id.as_str()) {
+            n.message_id = o.message_id.clone();
+            n.in_reply_to = o.in_reply_to.clone();
+            n.references = o.references.clone();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let i = Duration::from_millis(500);
+        let m = Duration::from_secs(60);
+        assert!(backoff(1, i, m) <= Duration::from_millis(750));
+        assert!(backoff(1, i, m) >= Duration::from_millis(250));
+        assert!(backoff(30, i, m) <= m);
+        assert!(backoff(30, i, m) >= Duration::from_secs(30));
+    }
+
+    #[test]
+    fn merge_keeps_resolved_alerts_and_the_thread_root() {
+        use crate::alert::{LabelSet, WebhookAlert, WebhookMessage};
+        let wa = |fp: &str, status: Status| WebhookAlert {
+            status,
+            labels: LabelSet::new(),
+            annotations: LabelSet::new(),
+            starts_at: String::new(),
+            ends_at: String::new(),
+            generator_url: String::new(),
+            fingerprint: fp.into(),
+        };
+        let note = |id: u64, alerts: Vec<WebhookAlert>| {
+            let msg = WebhookMessage::new("r", alerts, LabelSet::new(), "http://x", "g", "r");
+            Notification::pending(id, ("r", "slack", 0), msg, format!("<{id}@x>"), now())
+        };
+        let old = note(1, vec![wa("a", Status::Firing), wa("b", Status::Resolved)]);
+        let mut newest = note(2, vec![wa("a", Status::Firing), wa("c", Status::Firing)]);
+        newest.in_reply_to = Some("<1@x>".into());
+        merge_into(&mut newest, &[old]);
+        let fps: Vec<&str> = newest
+            .message
+            .alerts
+            .iter()
+            .map(|a| a.fingerprint.as_str())
+            .collect();
+        assert_eq!(
+            fps,
+            ["a", "c", "b"],
+            "the resolved alert only the older one had is kept"
+        );
+        assert_eq!(
+            newest.message_id, "<1@x>",
+            "the merged message takes over the unsent thread root"
+        );
+        assert_eq!(newest.in_reply_to, None);
+    }
+}

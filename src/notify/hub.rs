@@ -96,7 +96,10 @@ impl Hub {
             });
             let updated = lock(&self.workers)
                 .get(&i.key)
-                .map(|h| h.settings.send_replace(settings))
+                .map(|h| {
+                    lock(&h.status).rate_limit = Some(RateLimitView::of(&i.rate_limit));
+                    h.settings.send_replace(settings)
+                })
                 .is_some();
             if !updated {
                 self.spawn(i, delivery, VecDeque::new());

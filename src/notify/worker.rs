@@ -142,13 +142,12 @@ impl Worker {
     /// Take a reload's new settings; a changed rate limit starts from the old limiter's
     /// recent sends instead of a fresh burst.
     fn refresh_settings(&mut self) {
-        if !self.settings.has_changed().unwrap_or(false) {
+        let new = self.settings.borrow_and_update().clone();
+        if Arc::ptr_eq(&new, &self.current) {
             return;
         }
-        let new = self.settings.borrow_and_update().clone();
         if new.rate_limit != self.current.rate_limit {
             self.limiter = Limiter::carry_over(&new.rate_limit, &self.limiter);
-            lock(&self.status).rate_limit = Some(RateLimitView::of(&new.rate_limit));
         }
         self.current = new;
     }
@@ -191,6 +190,8 @@ impl Worker {
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {},
                     _ = self.stop.changed() => return,
+                    // A reload may change the rate limit: ask the new limiter.
+                    _ = self.settings.changed() => self.refresh_settings(),
                 }
             }
             if limited {

@@ -225,6 +225,20 @@ pub struct MergeState {
     pub targets: Targets,
 }
 
+/// Go's `regexp.QuoteMeta`, which Alertmanager applies to the receiver name of a webhook
+/// payload: only `\.+*?()|[]{}^$` are escaped (`regex::escape` also escapes `-`, `#`, `&`
+/// and `~`, which would make `team-a` read `team\-a`).
+pub fn quote_meta(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Current time, UTC.
 pub fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
@@ -310,7 +324,7 @@ impl WebhookMessage {
         reason: &str,
     ) -> Self {
         let mut m = WebhookMessage {
-            receiver: regex::escape(receiver),
+            receiver: quote_meta(receiver),
             status: Status::Resolved,
             common_labels: LabelSet::new(),
             common_annotations: LabelSet::new(),
@@ -869,6 +883,11 @@ mod tests {
         assert_eq!(
             m.receiver, "team\\.ops",
             "receiver is regex-quoted like Alertmanager's"
+        );
+        assert_eq!(quote_meta("web-pager #1 & co~"), "web-pager #1 & co~");
+        assert_eq!(
+            quote_meta(r"a.b+c*d?e(f)g|h[i]j{k}l^m$n\o"),
+            r"a\.b\+c\*d\?e\(f\)g\|h\[i\]j\{k\}l\^m\$n\\o"
         );
         assert_eq!(m.external_url, "http://am");
         assert!(!m.common_labels.contains_key("zone"));

@@ -179,6 +179,7 @@ pub struct Running {
     pub app: Arc<App>,
     shutdown: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<()>,
+    gc: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -186,6 +187,8 @@ impl Running {
     pub async fn stop(self) {
         let _ = self.shutdown.send(());
         let _ = self.server.await;
+        // The GC task holds the app (and so the store) until it is stopped.
+        self.gc.abort();
         self.app.hub.stop().await;
         // Barrier: queued delivery-state updates are written before the final flush.
         let _ = self.app.store.commit(store::Commit::default()).await;
@@ -242,7 +245,7 @@ pub async fn start(source: ConfigSource) -> Result<Running, AppError> {
         started_at: OffsetDateTime::now_utc(),
         reload_lock: tokio::sync::Mutex::new(()),
     });
-    spawn_gc(app.clone());
+    let gc = spawn_gc(app.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let router = http::router(app.clone());
     let server = tokio::spawn(async move {
@@ -262,6 +265,7 @@ pub async fn start(source: ConfigSource) -> Result<Running, AppError> {
         app,
         shutdown: tx,
         server,
+        gc,
     })
 }
 
@@ -293,7 +297,7 @@ const GC_PERIOD: Duration = Duration::from_secs(600);
 
 /// Periodic garbage collection of resolved alerts, old notifications and expired nflog
 /// entries (older than `storage.retention`).
-fn spawn_gc(app: Arc<App>) {
+fn spawn_gc(app: Arc<App>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         // Each pass reads every alert and notification back, so it runs rarely: retention
         // is counted in hours.
@@ -318,5 +322,5 @@ fn spawn_gc(app: Arc<App>) {
                 Err(e) => tracing::warn!(error = %e, "garbage collection scan panicked"),
             }
         }
-    });
+    })
 }

@@ -142,7 +142,13 @@ fn alert(labels: &[(&str, &str)], starts: OffsetDateTime, ends: Option<OffsetDat
 // One Alertmanager + router pair running one scenario
 // ---------------------------------------------------------------------------------------
 
+/// Scenarios run one at a time: on two shared cores, another scenario's Alertmanager
+/// start-up would distort the timing being compared.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 struct Pair {
+    /// Held for the scenario's lifetime (see [`SERIAL`]).
+    _serial: tokio::sync::MutexGuard<'static, ()>,
     name: &'static str,
     config: String,
     am: Am,
@@ -157,6 +163,7 @@ impl Pair {
     /// Start both sides with `config`, in which every `SINK` is replaced by the side's own
     /// sink (`http://127.0.0.1:port`). The scenario clock starts when both are ready.
     async fn start(name: &'static str, config: &str) -> Pair {
+        let serial = SERIAL.lock().await;
         init();
         let am_sink = MockServer::start(Reply::ok("ok"), None).await;
         let rt_sink = MockServer::start(Reply::ok("ok"), None).await;
@@ -164,6 +171,7 @@ impl Pair {
         let rt_cfg = config.replace("SINK", &rt_sink.url(""));
         let (am, app) = tokio::join!(start_am(&am_cfg), TestApp::start(&rt_cfg));
         Pair {
+            _serial: serial,
             name,
             config: config.to_string(),
             am,

@@ -201,12 +201,14 @@ impl Received {
     }
 }
 
-/// A scripted response: status, extra headers, body.
+/// A scripted response: status, extra headers, body, and how long to wait before
+/// answering (the request is recorded in `received` when it arrives, before the delay).
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    pub delay: Duration,
 }
 
 impl Reply {
@@ -215,6 +217,7 @@ impl Reply {
             status: 200,
             headers: vec![],
             body: body.into(),
+            delay: Duration::ZERO,
         }
     }
     pub fn status(status: u16, body: &str) -> Reply {
@@ -222,10 +225,16 @@ impl Reply {
             status,
             headers: vec![],
             body: body.into(),
+            delay: Duration::ZERO,
         }
     }
     pub fn with_header(mut self, k: &str, v: &str) -> Reply {
         self.headers.push((k.into(), v.into()));
+        self
+    }
+    /// Answer only after `d` (a slow destination).
+    pub fn with_delay(mut self, d: Duration) -> Reply {
+        self.delay = d;
         self
     }
 }
@@ -278,6 +287,9 @@ impl MockServer {
                         .unwrap()
                         .pop_front()
                         .unwrap_or_else(|| state.default_reply.lock().unwrap().clone());
+                    if !reply.delay.is_zero() {
+                        tokio::time::sleep(reply.delay).await;
+                    }
                     let mut h = HeaderMap::new();
                     for (k, v) in &reply.headers {
                         h.insert(

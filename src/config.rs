@@ -3,6 +3,7 @@
 
 use crate::duration::AmDuration;
 use crate::matcher::{parse_matchers, MatchType, Matcher};
+use crate::notify::http_config::HttpConfig;
 use crate::secret::Secret;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_saphyr::Spanned;
@@ -388,6 +389,8 @@ pub struct EmailConfig {
 #[serde(deny_unknown_fields)]
 pub struct SlackConfig {
     #[serde(default)]
+    pub http_config: HttpConfig,
+    #[serde(default)]
     pub api_url: Option<Secret>,
     #[serde(default)]
     pub api_url_file: Option<PathBuf>,
@@ -420,6 +423,8 @@ fn yes() -> bool {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
+    #[serde(default)]
+    pub http_config: HttpConfig,
     #[serde(default)]
     pub url: Option<Secret>,
     #[serde(default)]
@@ -655,6 +660,7 @@ impl Config {
             }
             for (i, s) in r.slack_configs.iter_mut().enumerate() {
                 let c = |m: String| ctx(i, "slack_configs", m);
+                s.http_config.resolve(base).map_err(c)?;
                 if let Some(p) = s.api_url_file.take() {
                     s.api_url = Some(read(&p, "slack_configs.api_url_file").map_err(|x| c(x.1))?);
                 }
@@ -677,6 +683,7 @@ impl Config {
             }
             for (i, w) in r.webhook_configs.iter_mut().enumerate() {
                 let c = |m: String| ctx(i, "webhook_configs", m);
+                w.http_config.resolve(base).map_err(c)?;
                 match (&w.url, w.url_file.take()) {
                     (Some(_), Some(_)) => return Err(c("set only one of url and url_file".into())),
                     (None, Some(p)) => {

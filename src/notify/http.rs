@@ -1,8 +1,9 @@
-//! HTTP plumbing shared by the HTTP integrations (webhook, Slack): one reqwest client
-//! per integration instance, and the classification of answers into success, retryable
-//! and permanent failures. Destination URLs are secrets, so they never appear in an error
+//! HTTP plumbing shared by the HTTP integrations (webhook, Slack): sending with the
+//! integration's [`HttpClient`] (built from its `http_config`), and the classification of
+//! answers into success, retryable and permanent failures. Destination URLs are secrets, so they never appear in an error
 //! message.
 
+use super::http_config::HttpClient;
 use super::{FailureReason, NotifyError};
 use crate::secret::{redact, Secret};
 use crate::template::{one_line, truncate};
@@ -26,22 +27,6 @@ const ERROR_BODY_CHARS: usize = 200;
 /// How much of any response body is read at all.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
-/// Build the client of one HTTP integration: our `User-Agent`, a timeout per attempt, and
-/// no redirects (a redirect could carry the request, secrets included, to another host).
-pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
-    // reqwest (feature `rustls-no-provider`) panics when no TLS crypto provider is
-    // installed; `main` installs one, but not on every path (`check-config`) nor for
-    // library users. Installing twice is a no-op.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .user_agent(USER_AGENT)
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client: {}", e.without_url()))
-}
-
 /// A successful (2xx) answer.
 #[derive(Debug)]
 pub(crate) struct HttpReply {
@@ -49,14 +34,16 @@ pub(crate) struct HttpReply {
     pub body: String,
 }
 
-/// POST `body` as JSON to the secret `url` and classify the answer.
+/// POST `body` as JSON to the secret `url` (with the client's credentials) and classify
+/// the answer.
 pub(crate) async fn post_json<T: Serialize + ?Sized>(
-    client: &reqwest::Client,
+    client: &HttpClient,
     url: &Secret,
     body: &T,
 ) -> Result<HttpReply, NotifyError> {
     let mut resp = client
-        .post(url.expose())
+        .request(reqwest::Method::POST, url)
+        .await?
         .json(body)
         .send()
         .await
@@ -252,7 +239,11 @@ mod tests {
             .map(|a| a.port())
             .unwrap();
         let url = Secret::new(format!("http://127.0.0.1:{port}/hook/SECRETTOKEN"));
-        let client = http_client(Duration::from_secs(2)).unwrap();
+        let client = HttpClient::new(
+            &crate::notify::http_config::HttpConfig::default(),
+            Duration::from_secs(2),
+        )
+        .unwrap();
         let e = post_json(&client, &url, &serde_json::json!({}))
             .await
             .unwrap_err();

@@ -4,6 +4,7 @@
 
 pub mod email;
 pub mod http;
+pub mod http_config;
 mod hub;
 pub mod limiter;
 pub mod log;

@@ -6,7 +6,8 @@
 //! `<!channel>` cannot ping anyone, and the message is cut to stay inside Slack's limits
 //! with "…and N more alerts" instead of being truncated (or rejected) by Slack.
 
-use super::http::{http_client, post_json, DEFAULT_TIMEOUT};
+use super::http::{post_json, DEFAULT_TIMEOUT};
+use super::http_config::HttpClient;
 use super::{Notifier, NotifyError};
 use crate::alert::{Status, WebhookAlert, WebhookMessage};
 use crate::config::{RateLimit, SlackConfig};
@@ -44,7 +45,7 @@ const MORE_RESERVE: usize = 40;
 /// The Slack incoming-webhook integration.
 pub struct SlackNotifier {
     url: Secret,
-    client: reqwest::Client,
+    client: HttpClient,
     templates: Arc<Templates>,
     channel: Option<String>,
     username: Option<String>,
@@ -96,7 +97,7 @@ impl SlackNotifier {
             .ok_or("api_url: required")?;
         Ok(Self {
             url,
-            client: http_client(c.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0))?,
+            client: HttpClient::new(&c.http_config, c.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0))?,
             templates: t,
             channel: non_empty(&c.channel),
             username: non_empty(&c.username),

@@ -2,7 +2,8 @@
 //! (version 4), so the router can sit in front of any existing Alertmanager webhook
 //! receiver.
 
-use super::http::{http_client, post_json, DEFAULT_TIMEOUT};
+use super::http::{post_json, DEFAULT_TIMEOUT};
+use super::http_config::HttpClient;
 use super::{Notifier, NotifyError};
 use crate::config::{RateLimit, WebhookConfig};
 use crate::duration::AmDuration;
@@ -21,7 +22,7 @@ pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit {
 /// The Alertmanager-compatible webhook integration.
 pub struct WebhookNotifier {
     url: Secret,
-    client: reqwest::Client,
+    client: HttpClient,
     max_alerts: usize,
     send_resolved: bool,
 }
@@ -35,7 +36,7 @@ impl WebhookNotifier {
             .ok_or("url: required")?;
         Ok(Self {
             url,
-            client: http_client(c.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0))?,
+            client: HttpClient::new(&c.http_config, c.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0))?,
             max_alerts: c.max_alerts,
             send_resolved: c.send_resolved,
         })

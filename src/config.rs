@@ -334,6 +334,19 @@ pub struct ReceiverConfig {
     pub log_configs: Vec<LogConfig>,
 }
 
+impl ReceiverConfig {
+    /// Every integration instance of this receiver as (kind, index), in one fixed order
+    /// (routing, test sends and worker keys all use it).
+    pub fn integrations(&self) -> Vec<(&'static str, usize)> {
+        let mut v: Vec<(&'static str, usize)> = Vec::new();
+        v.extend((0..self.email_configs.len()).map(|i| ("email", i)));
+        v.extend((0..self.slack_configs.len()).map(|i| ("slack", i)));
+        v.extend((0..self.webhook_configs.len()).map(|i| ("webhook", i)));
+        v.extend((0..self.log_configs.len()).map(|i| ("log", i)));
+        v
+    }
+}
+
 /// TLS settings for an outgoing connection.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -776,14 +789,14 @@ fn check_route(
     Ok(())
 }
 
-fn check_rate_limit(rl: &RateLimit) -> Result<(), String> {
+pub fn check_rate_limit(rl: &RateLimit) -> Result<(), String> {
     if rl.messages == 0 || rl.per.0.is_zero() || rl.burst == Some(0) {
         return Err("rate_limit: messages, per and burst must be greater than 0".into());
     }
     Ok(())
 }
 
-fn check_template(t: &str) -> Result<(), String> {
+pub fn check_template(t: &str) -> Result<(), String> {
     crate::template::check(t).map_err(|e| format!("template error: {e}"))
 }
 

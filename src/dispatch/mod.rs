@@ -46,12 +46,7 @@ impl Routing {
         for r in &config.receivers {
             let name = r.name.value.clone();
             direct.insert(name.clone(), Route::direct(&root, &name));
-            let mut v: Vec<(&'static str, usize)> = Vec::new();
-            v.extend((0..r.email_configs.len()).map(|i| ("email", i)));
-            v.extend((0..r.slack_configs.len()).map(|i| ("slack", i)));
-            v.extend((0..r.webhook_configs.len()).map(|i| ("webhook", i)));
-            v.extend((0..r.log_configs.len()).map(|i| ("log", i)));
-            integrations.insert(name, v);
+            integrations.insert(name, r.integrations());
         }
         let external_url = config.external_url();
         let message_host = reqwest::Url::parse(&external_url)

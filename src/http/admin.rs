@@ -277,11 +277,7 @@ pub async fn test_receiver(State(app): State<Arc<App>>, Path(name): Path<String>
         timeout: false,
     };
     let group_key = format!("{{}}/test:{}", crate::matcher::label_set_string(&labels));
-    let mut kinds: Vec<(&str, usize)> = Vec::new();
-    kinds.extend((0..r.email_configs.len()).map(|i| ("email", i)));
-    kinds.extend((0..r.slack_configs.len()).map(|i| ("slack", i)));
-    kinds.extend((0..r.webhook_configs.len()).map(|i| ("webhook", i)));
-    kinds.extend((0..r.log_configs.len()).map(|i| ("log", i)));
+    let kinds = r.integrations();
     let mut commit = Commit::default();
     let mut made = Vec::new();
     for (kind, index) in kinds {

@@ -7,7 +7,7 @@
 //! timeouts and connection or TLS failures are retried. The password never appears in an
 //! error message.
 
-use super::{FailureReason, Notifier, NotifyError};
+use super::{Delivered, FailureReason, Notifier, NotifyError};
 use crate::alert::{Status, WebhookAlert, WebhookMessage};
 use crate::config::{split_host_port, Config, EmailConfig, RateLimit};
 use crate::duration::AmDuration;
@@ -366,12 +366,16 @@ impl Notifier for EmailNotifier {
     /// not to each command, so the whole exchange (greeting, STARTTLS, AUTH, envelope,
     /// DATA) is bounded by the same `timeout` here: a server that accepts and then stalls
     /// must not hold the delivery worker forever.
-    fn send<'a>(&'a self, n: &'a Notification) -> BoxFuture<'a, Result<(), NotifyError>> {
+    fn send<'a>(
+        &'a self,
+        n: &'a Notification,
+        _edit: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Delivered, NotifyError>> {
         Box::pin(async move {
             let email = self.build_message(n)?;
             let transport = self.transport();
             match tokio::time::timeout(self.timeout, transport.send(email)).await {
-                Ok(Ok(_)) => Ok(()),
+                Ok(Ok(_)) => Ok(Delivered::default()),
                 Ok(Err(e)) => Err(self.classify(&e)),
                 Err(_) => {
                     self.discard_transport(&transport);

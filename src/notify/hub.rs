@@ -223,6 +223,7 @@ impl Hub {
             status: status.clone(),
             stop: stop_rx,
             unmerged: true,
+            refs: HashMap::new(),
         };
         let join = tokio::spawn(worker.run());
         lock(&self.workers).insert(

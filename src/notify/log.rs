@@ -2,7 +2,7 @@
 //! then one line per alert). Useful as a first receiver, in tests and as an audit trail;
 //! it never fails.
 
-use super::{Notifier, NotifyError};
+use super::{Delivered, Notifier, NotifyError};
 use crate::config::{LogConfig, RateLimit};
 use crate::duration::AmDuration;
 use crate::store::Notification;
@@ -41,7 +41,11 @@ impl Notifier for LogNotifier {
         self.send_resolved
     }
 
-    fn send<'a>(&'a self, n: &'a Notification) -> BoxFuture<'a, Result<(), NotifyError>> {
+    fn send<'a>(
+        &'a self,
+        n: &'a Notification,
+        _edit: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Delivered, NotifyError>> {
         Box::pin(async move {
             let mut block = plain_text(&n.message);
             block.push('\n');
@@ -50,7 +54,7 @@ impl Notifier for LogNotifier {
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(block.as_bytes());
             let _ = out.flush();
-            Ok(())
+            Ok(Delivered::default())
         })
     }
 }

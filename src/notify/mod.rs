@@ -19,6 +19,7 @@ use crate::config::{Config, RateLimit};
 use crate::store::{worker_key, Notification};
 use crate::template::Templates;
 use futures::future::BoxFuture;
+use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -113,14 +114,53 @@ pub(crate) fn render(
         .map_err(|e| NotifyError::permanent(FailureReason::Other, format!("{what}: {e}")))
 }
 
+/// What a successful delivery leaves behind.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Delivered {
+    /// The platform's id of the message that now shows the group (posted or edited), for
+    /// integrations that edit in place; `None` where the platform has no such id.
+    pub message_id: Option<String>,
+}
+
+/// The HTTP request an integration would send, secrets redacted (the render endpoint).
+#[derive(Debug, Clone, Serialize)]
+pub struct RenderedRequest {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: serde_json::Value,
+}
+
 /// One integration instance (an entry of a receiver's `*_configs`).
 pub trait Notifier: Send + Sync {
-    /// Integration type: `email`, `slack`, `webhook`, `log`.
+    /// Integration type: `email`, `slack`, `webhook`, `log`, …
     fn kind(&self) -> &'static str;
     /// Whether resolved alerts are sent (the dispatcher filters on it).
     fn send_resolved(&self) -> bool;
-    /// Deliver one notification.
-    fn send<'a>(&'a self, n: &'a Notification) -> BoxFuture<'a, Result<(), NotifyError>>;
+    /// Whether this instance edits its group's message in place (`update_message: true`
+    /// on a platform that can edit). The worker then passes the message to edit.
+    fn updates_messages(&self) -> bool {
+        false
+    }
+    /// Deliver one notification: post a message or, when `edit` holds the platform id of
+    /// the message that shows this group's current episode, edit that message (posting a
+    /// new one when it is gone: deleted, or the edit window closed).
+    fn send<'a>(
+        &'a self,
+        n: &'a Notification,
+        edit: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Delivered, NotifyError>>;
+    /// The request(s) `send` would make for `n`, without sending.
+    fn render(&self, n: &Notification) -> Result<Vec<RenderedRequest>, NotifyError> {
+        let _ = n;
+        Err(NotifyError::permanent(
+            FailureReason::Other,
+            format!(
+                "{}: rendering without sending is not available",
+                self.kind()
+            ),
+        ))
+    }
 }
 
 /// One configured integration instance, ready for a delivery worker.

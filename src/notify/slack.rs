@@ -8,7 +8,7 @@
 
 use super::http::{post_json, DEFAULT_TIMEOUT};
 use super::http_config::HttpClient;
-use super::{Notifier, NotifyError};
+use super::{Delivered, Notifier, NotifyError};
 use crate::alert::{Status, WebhookAlert, WebhookMessage};
 use crate::config::{RateLimit, SlackConfig};
 use crate::duration::AmDuration;
@@ -169,7 +169,11 @@ impl Notifier for SlackNotifier {
         self.send_resolved
     }
 
-    fn send<'a>(&'a self, n: &'a Notification) -> BoxFuture<'a, Result<(), NotifyError>> {
+    fn send<'a>(
+        &'a self,
+        n: &'a Notification,
+        _edit: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Delivered, NotifyError>> {
         Box::pin(async move {
             let payload = self.payload(n)?;
             let reply = post_json(&self.client, &self.url, &payload).await?;
@@ -181,7 +185,7 @@ impl Notifier for SlackNotifier {
                     "slack accepted the message with an unexpected body"
                 );
             }
-            Ok(())
+            Ok(Delivered::default())
         })
     }
 }
@@ -307,6 +311,7 @@ mod tests {
             in_reply_to: None,
             references: vec![],
             test: false,
+            platform_message_id: None,
             message: WebhookMessage::new(
                 "ops",
                 alerts,

@@ -4,7 +4,7 @@
 
 use super::http::{post_json, DEFAULT_TIMEOUT};
 use super::http_config::HttpClient;
-use super::{Notifier, NotifyError};
+use super::{Delivered, Notifier, NotifyError};
 use crate::config::{RateLimit, WebhookConfig};
 use crate::duration::AmDuration;
 use crate::secret::Secret;
@@ -52,13 +52,19 @@ impl Notifier for WebhookNotifier {
         self.send_resolved
     }
 
-    fn send<'a>(&'a self, n: &'a Notification) -> BoxFuture<'a, Result<(), NotifyError>> {
+    fn send<'a>(
+        &'a self,
+        n: &'a Notification,
+        _edit: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Delivered, NotifyError>> {
         Box::pin(async move {
             // Everything else (status, common labels, groupKey…) is sent as computed by
             // the dispatcher; only `max_alerts` is applied here.
             let mut msg = n.message.clone();
             msg.truncate(self.max_alerts);
-            post_json(&self.client, &self.url, &msg).await.map(|_| ())
+            post_json(&self.client, &self.url, &msg)
+                .await
+                .map(|_| Delivered::default())
         })
     }
 }

@@ -9,7 +9,7 @@ use crate::alert::{now, Status};
 use crate::config::{DeliveryConfig, RateLimit};
 use crate::metrics::{integration_labels, Labels, Metrics};
 use crate::notify::Notifier;
-use crate::store::{Commit, DeliveryState, DispatchOp, Notification, Store};
+use crate::store::{Commit, DeliveryState, DispatchOp, MessageRef, Notification, Store};
 use rand::Rng;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -117,6 +117,8 @@ pub(crate) struct Worker {
     pub stop: watch::Receiver<bool>,
     /// New notifications arrived since the last merge pass.
     pub unmerged: bool,
+    /// Message references this worker wrote (the store may not show them yet).
+    pub refs: HashMap<Vec<u8>, MessageRef>,
 }
 
 /// Exponential backoff (×1.5 from `initial`, capped at `max`) with ±50 % jitter.
@@ -227,7 +229,13 @@ impl Worker {
             n.attempts = n.attempts.max(q.attempts);
             let started = std::time::Instant::now();
             let notifier = self.current.notifier.clone();
-            let result = notifier.send(&n).await;
+            let edits = notifier.updates_messages();
+            let edit = if edits {
+                self.message_to_edit(&n)
+            } else {
+                None
+            };
+            let result = notifier.send(&n, edit.as_deref()).await;
             self.metrics
                 .delivery_latency
                 .get_or_create(&labels)
@@ -236,11 +244,24 @@ impl Worker {
             n.attempts += 1;
             n.updated_at = t;
             let mut wait = None;
+            let mut commit = Commit::default();
             match result {
-                Ok(()) => {
+                Ok(delivered) => {
                     n.state = DeliveryState::Delivered;
                     n.delivered_at = Some(t);
                     n.last_error = None;
+                    n.platform_message_id = delivered.message_id.clone();
+                    if let (true, Some(id)) = (edits, delivered.message_id) {
+                        // Recorded in the same batch as the delivery state.
+                        let r = MessageRef {
+                            root: n.episode_root().to_string(),
+                            id,
+                            updated_at: t,
+                        };
+                        let key = n.message_key();
+                        self.refs.insert(key.clone(), r.clone());
+                        commit.dispatch.push(DispatchOp::PutMessageRef(key, r));
+                    }
                     self.metrics.notifications_sent.get_or_create(&labels).inc();
                     let mut s = lock(&self.status);
                     s.last_success = Some(t);
@@ -293,10 +314,9 @@ impl Worker {
                     }
                 }
             }
-            let commit = Commit {
-                dispatch: vec![DispatchOp::PutNotification(Box::new(n.clone()))],
-                ..Default::default()
-            };
+            commit
+                .dispatch
+                .push(DispatchOp::PutNotification(Box::new(n.clone())));
             // Recorded without waiting for the flush: a crash before it lands means this
             // notification is sent again (at-least-once), never lost.
             if let Err(e) = self.store.commit_nowait(commit) {
@@ -330,6 +350,23 @@ impl Worker {
             .queue_depth
             .get_or_create(&depth_labels(labels, index))
             .set(depth as i64);
+    }
+
+    /// The platform message to edit for `n`: the one recorded for its group, if it shows
+    /// the same episode (a notification after a full resolve starts a new message).
+    fn message_to_edit(&mut self, n: &Notification) -> Option<String> {
+        let key = n.message_key();
+        let r = match self.refs.get(&key) {
+            Some(r) => Some(r.clone()),
+            None => match self.store.message_ref(&key) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(worker = %self.key, error = %e, "cannot read the group's message; posting a new one");
+                    None
+                }
+            },
+        }?;
+        (n.in_reply_to.as_deref() == Some(r.root.as_str())).then_some(r.id)
     }
 
     /// The notification to send for a queued id: a merged version if there is one, else

@@ -33,6 +33,11 @@ pub fn collect(
         c.dispatch
             .push(DispatchOp::DelNotificationIfFinishedBefore(n.id, cutoff));
     }
+    for (k, m) in store.message_refs()? {
+        if m.updated_at < cutoff {
+            c.dispatch.push(DispatchOp::DelMessageRefIfOlder(k, cutoff));
+        }
+    }
     for (k, e) in store.nflog_entries()? {
         if e.expires_at.is_some_and(|x| x < now) {
             c.dispatch.push(DispatchOp::DelNflogIfExpired(k, now));

@@ -7,7 +7,9 @@
 //!   in one tree so a single batch is atomic:
 //!   - `g/<group id>` → [`crate::store::GroupState`] (timer deadlines of a group),
 //!   - `n/<receiver>\0<integration>\0<index>\0<group key>` → [`crate::store::NflogEntry`],
-//!   - `o/<id u64 big-endian>` → [`crate::store::Notification`] (outbox and history).
+//!   - `o/<id u64 big-endian>` → [`crate::store::Notification`] (outbox and history),
+//!   - `m/<receiver>\0<integration>\0<index>\0<group key>` → [`crate::store::MessageRef`]
+//!     (the platform message showing a group, for integrations that edit in place).
 
 use crate::alert::Fingerprint;
 
@@ -21,6 +23,7 @@ pub const TREE_DISPATCH: &str = "dispatch";
 pub const GROUP_PREFIX: &[u8] = b"g/";
 pub const NFLOG_PREFIX: &[u8] = b"n/";
 pub const OUTBOX_PREFIX: &[u8] = b"o/";
+pub const MESSAGE_PREFIX: &[u8] = b"m/";
 
 pub fn alert(fp: Fingerprint) -> [u8; 8] {
     fp.0.to_be_bytes()
@@ -37,6 +40,10 @@ pub fn group(id: &str) -> Vec<u8> {
 
 pub fn nflog(receiver: &str, integration: &str, index: usize, group_key: &str) -> Vec<u8> {
     format!("n/{receiver}\0{integration}\0{index}\0{group_key}").into_bytes()
+}
+
+pub fn message(receiver: &str, integration: &str, index: usize, group_key: &str) -> Vec<u8> {
+    format!("m/{receiver}\0{integration}\0{index}\0{group_key}").into_bytes()
 }
 
 pub fn outbox(id: u64) -> Vec<u8> {

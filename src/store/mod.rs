@@ -68,6 +68,19 @@ pub struct NflogEntry {
     pub expires_at: Option<OffsetDateTime>,
 }
 
+/// The platform message that shows a group's current episode (integrations with
+/// `update_message`): later notifications of the episode edit it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MessageRef {
+    /// Our `message_id` of the episode's first notification (the episode's identity:
+    /// later notifications carry it as `in_reply_to`).
+    pub root: String,
+    /// The platform's id of the message.
+    pub id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
 /// Delivery state of a notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "lowercase")]
@@ -128,6 +141,10 @@ pub struct Notification {
     pub references: Vec<String>,
     #[serde(default)]
     pub test: bool,
+    /// The platform's id of the message this notification posted or edited (integrations
+    /// with `update_message`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_message_id: Option<String>,
     pub message: WebhookMessage,
 }
 
@@ -157,6 +174,7 @@ impl Notification {
             in_reply_to: None,
             references: Vec::new(),
             test: false,
+            platform_message_id: None,
             message,
         }
     }
@@ -164,6 +182,21 @@ impl Notification {
     /// `receiver/integration[index]`, the name of the delivery worker it belongs to.
     pub fn worker_key(&self) -> String {
         worker_key(&self.receiver, &self.integration, self.index)
+    }
+
+    /// Key of the [`MessageRef`] of this notification's group and integration.
+    pub fn message_key(&self) -> Vec<u8> {
+        keys::message(
+            &self.receiver,
+            &self.integration,
+            self.index,
+            &self.group_key,
+        )
+    }
+
+    /// Our id of the episode this notification belongs to (see [`MessageRef::root`]).
+    pub fn episode_root(&self) -> &str {
+        self.in_reply_to.as_deref().unwrap_or(&self.message_id)
     }
 }
 
@@ -186,6 +219,9 @@ pub enum DispatchOp {
     /// Retention: delete the nflog entry only if it is still expired at the given time (a
     /// flush meanwhile wrote a fresh one).
     DelNflogIfExpired(Vec<u8>, OffsetDateTime),
+    PutMessageRef(Vec<u8>, MessageRef),
+    /// Retention: delete the message reference only if it was not updated since the cutoff.
+    DelMessageRefIfOlder(Vec<u8>, OffsetDateTime),
 }
 
 /// A condition the writer checks, in commit order, before applying a commit: a
@@ -230,6 +266,7 @@ impl Commit {
                     op,
                     DispatchOp::DelNotificationIfFinishedBefore(..)
                         | DispatchOp::DelNflogIfExpired(..)
+                        | DispatchOp::DelMessageRefIfOlder(..)
                 )
             })
     }
@@ -433,6 +470,23 @@ impl Store {
             .collect()
     }
 
+    pub fn message_ref(&self, key: &[u8]) -> Result<Option<MessageRef>, StoreError> {
+        self.dispatch
+            .get(key)?
+            .map(|v| decode("dispatch/messages", &v))
+            .transpose()
+    }
+
+    pub fn message_refs(&self) -> Result<Vec<(Vec<u8>, MessageRef)>, StoreError> {
+        self.dispatch
+            .scan_prefix(keys::MESSAGE_PREFIX)
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((k.to_vec(), decode("dispatch/messages", &v)?))
+            })
+            .collect()
+    }
+
     pub fn notification(&self, id: u64) -> Result<Option<Notification>, StoreError> {
         self.dispatch
             .get(keys::outbox(id))?
@@ -588,6 +642,14 @@ fn apply(
                     let key = keys::outbox(id);
                     let old = read::<Notification>(dispatch, &key, "dispatch/outbox")
                         .is_some_and(|n| !n.state.is_open() && n.updated_at < cutoff);
+                    if old {
+                        dispatch_batch.remove(key);
+                    }
+                }
+                DispatchOp::PutMessageRef(k, m) => dispatch_batch.insert(k, encode(&m)),
+                DispatchOp::DelMessageRefIfOlder(key, cutoff) => {
+                    let old = read::<MessageRef>(dispatch, &key, "dispatch/messages")
+                        .is_some_and(|m| m.updated_at < cutoff);
                     if old {
                         dispatch_batch.remove(key);
                     }

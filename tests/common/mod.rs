@@ -5,7 +5,7 @@
 use alert_router::{start, ConfigSource, Running};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
+use axum::routing::any;
 use serde_json::{json, Value};
 use std::future::Future;
 use std::path::PathBuf;
@@ -190,6 +190,7 @@ pub fn webhook(alerts: Vec<Value>) -> Value {
 #[derive(Debug, Clone)]
 pub struct Received {
     pub at: Instant,
+    pub method: axum::http::Method,
     pub path: String,
     pub headers: HeaderMap,
     pub body: Bytes,
@@ -241,7 +242,7 @@ impl Reply {
 
 type Check = Arc<dyn Fn(&Received) -> Result<(), String> + Send + Sync>;
 
-/// A local HTTP server standing in for a chat API: records every request, answers from a
+/// A local HTTP server standing in for a chat API: records every request (any method), answers from a
 /// script (then with the default reply), and runs `check` on each body — a failed check
 /// answers 400 and is recorded in `violations`.
 #[derive(Clone)]
@@ -264,13 +265,17 @@ impl MockServer {
         };
         let state = m.clone();
         let check = check.clone();
-        let app = axum::Router::new().fallback(post(
-            move |uri: axum::http::Uri, headers: HeaderMap, body: Bytes| {
+        let app = axum::Router::new().fallback(any(
+            move |method: axum::http::Method,
+                  uri: axum::http::Uri,
+                  headers: HeaderMap,
+                  body: Bytes| {
                 let state = state.clone();
                 let check = check.clone();
                 async move {
                     let r = Received {
                         at: Instant::now(),
+                        method,
                         path: uri.to_string(),
                         headers,
                         body,

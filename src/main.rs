@@ -64,21 +64,37 @@ fn init_logging(format: LogFormat, level: Option<&str>) {
     }
 }
 
+/// Load each file, build every integration, and render every integration's templates
+/// against a sample group (one firing, one resolved alert): a template that fails to
+/// render fails the check, naming the integration.
 fn check_config(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for f in files {
+        let error = |message: String| alert_router::config::ConfigError {
+            file: f.display().to_string(),
+            line: None,
+            column: None,
+            message,
+        };
         match Config::load_file(f).and_then(|c| {
-            alert_router::notify::build_notifiers(
-                &c,
-                &std::sync::Arc::new(alert_router::template::Templates::new()),
-            )
-            .map(|_| ())
-            .map_err(|m| alert_router::config::ConfigError {
-                file: f.display().to_string(),
-                line: None,
-                column: None,
-                message: m,
-            })
+            let templates = std::sync::Arc::new(alert_router::template::Templates::new());
+            let integrations =
+                alert_router::notify::build_notifiers(&c, &templates).map_err(error)?;
+            let t = alert_router::alert::now();
+            for i in integrations {
+                let (receiver, rest) = i.key.rsplit_once('/').unwrap_or((&i.key, ""));
+                let alerts = alert_router::notify::sample_alerts(receiver, t);
+                let n = alert_router::notify::preview(
+                    (receiver, i.notifier.kind(), 0),
+                    &alerts,
+                    &c.external_url(),
+                    t,
+                );
+                if let Err(e) = i.notifier.render(&n) {
+                    return Err(error(format!("{receiver}/{rest}: rendering a sample: {e}")));
+                }
+            }
+            Ok(())
         }) {
             Ok(()) => println!("Checking '{}'  SUCCESS", f.display()),
             Err(e) => {

@@ -330,6 +330,112 @@ const RELOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 /// Reload the configuration. The reload runs in a task of its own; the answer says how it
 /// ended, or `202` if it is still running (waiting for in-flight deliveries of removed
 /// integrations) — it then finishes on its own.
+/// What `POST /admin/v1/receivers/{name}/render` takes: sample alerts in Alertmanager's
+/// API v2 shape, or a matcher over the live alerts; neither = built-in samples.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RenderQuery {
+    #[serde(default)]
+    alerts: Option<serde_json::Value>,
+    #[serde(default)]
+    filter: Option<String>,
+}
+
+/// Most live alerts a render request renders.
+const RENDER_MAX_ALERTS: usize = 1000;
+
+/// Show, per integration of a receiver, exactly the request a notification would make
+/// (method, URL with secrets redacted, headers, body) — without sending anything.
+pub async fn render_receiver(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let cfg = app.config();
+    let Some(r) = cfg.receiver(&name) else {
+        return ApiError::new(StatusCode::NOT_FOUND, format!("unknown receiver {name:?}"))
+            .into_response();
+    };
+    let q: RenderQuery = if body.iter().all(u8::is_ascii_whitespace) {
+        RenderQuery::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(q) => q,
+            Err(e) => {
+                return ApiError::new(StatusCode::BAD_REQUEST, format!("body: {e}")).into_response()
+            }
+        }
+    };
+    let t = now();
+    let alerts: Vec<Alert> = match (q.alerts, q.filter) {
+        (Some(_), Some(_)) => {
+            return ApiError::new(StatusCode::BAD_REQUEST, "set only one of alerts and filter")
+                .into_response()
+        }
+        (Some(v), None) => {
+            let bytes = serde_json::to_vec(&v).unwrap_or_default();
+            match crate::alert::parse_postable_alerts(&bytes, t, &Default::default()) {
+                Ok(a) if a.is_empty() => {
+                    return ApiError::new(StatusCode::BAD_REQUEST, "alerts: empty").into_response()
+                }
+                Ok(a) => a,
+                Err(e) => {
+                    return ApiError::new(StatusCode::BAD_REQUEST, format!("alerts: {}", e.0))
+                        .into_response()
+                }
+            }
+        }
+        (None, Some(f)) => {
+            let matchers = match parse_matchers(&f) {
+                Ok(m) => m,
+                Err(e) => {
+                    return ApiError::new(StatusCode::BAD_REQUEST, format!("filter: {e}"))
+                        .into_response()
+                }
+            };
+            let store = app.store.clone();
+            let scan = tokio::task::spawn_blocking(move || {
+                store.all_alerts().map(|all| {
+                    all.into_iter()
+                        .filter(|a| matchers.iter().all(|m| m.matches_labels(&a.labels)))
+                        .take(RENDER_MAX_ALERTS)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .await;
+            match scan {
+                Ok(Ok(a)) if a.is_empty() => {
+                    return ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        format!("filter: no stored alert matches {f:?}"),
+                    )
+                    .into_response()
+                }
+                Ok(Ok(a)) => a,
+                Ok(Err(e)) => return ApiError::unavailable(e.to_string(), 5).into_response(),
+                Err(e) => {
+                    return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+                        .into_response()
+                }
+            }
+        }
+        (None, None) => crate::notify::sample_alerts(&name, t),
+    };
+    let mut out = Vec::new();
+    for (kind, index) in r.integrations() {
+        let key = crate::store::worker_key(&name, kind, index);
+        let Some(notifier) = app.hub.notifier(&key) else {
+            continue;
+        };
+        let n = crate::notify::preview((&name, kind, index), &alerts, &cfg.external_url(), t);
+        out.push(match notifier.render(&n) {
+            Ok(requests) => json!({"integration": kind, "index": index, "requests": requests}),
+            Err(e) => json!({"integration": kind, "index": index, "error": e.to_string()}),
+        });
+    }
+    Json(json!({ "receiver": name, "alerts": alerts.len(), "integrations": out })).into_response()
+}
+
 pub async fn reload(State(app): State<Arc<App>>) -> Response {
     match tokio::time::timeout(RELOAD_WAIT, app.spawn_reload()).await {
         Ok(Ok(Ok(()))) => {

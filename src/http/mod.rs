@@ -75,6 +75,10 @@ pub fn router(app: Arc<App>) -> Router {
             "/admin/v1/receivers/{name}/test",
             post(admin::test_receiver),
         )
+        .route(
+            "/admin/v1/receivers/{name}/render",
+            post(admin::render_receiver),
+        )
         .route("/-/reload", post(admin::reload))
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),

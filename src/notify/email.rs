@@ -7,7 +7,7 @@
 //! timeouts and connection or TLS failures are retried. The password never appears in an
 //! error message.
 
-use super::{Delivered, FailureReason, Notifier, NotifyError};
+use super::{Delivered, FailureReason, Notifier, NotifyError, RenderedRequest};
 use crate::alert::{Status, WebhookAlert, WebhookMessage};
 use crate::config::{split_host_port, Config, EmailConfig, RateLimit};
 use crate::duration::AmDuration;
@@ -366,6 +366,20 @@ impl Notifier for EmailNotifier {
     /// not to each command, so the whole exchange (greeting, STARTTLS, AUTH, envelope,
     /// DATA) is bounded by the same `timeout` here: a server that accepts and then stalls
     /// must not hold the delivery worker forever.
+    /// The message as it would go out (MIME, headers included); the SMTP password is not
+    /// part of it.
+    fn render(&self, n: &Notification) -> Result<Vec<RenderedRequest>, NotifyError> {
+        let email = self.build_message(n)?;
+        Ok(vec![RenderedRequest {
+            method: "SMTP".into(),
+            url: format!("smtp://{}", self.smarthost),
+            headers: vec![],
+            body: serde_json::Value::String(
+                String::from_utf8_lossy(&email.formatted()).into_owned(),
+            ),
+        }])
+    }
+
     fn send<'a>(
         &'a self,
         n: &'a Notification,

@@ -27,6 +27,37 @@ const ERROR_BODY_CHARS: usize = 200;
 /// How much of any response body is read at all.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
+/// A destination URL as it may be shown (render endpoint, logs): scheme, host and port;
+/// the path and query, which carry tokens on most chat platforms, become `<secret>`.
+pub fn redacted_url(url: &Secret) -> String {
+    match reqwest::Url::parse(url.expose()) {
+        Ok(u) => {
+            let mut out = format!("{}://{}", u.scheme(), u.host_str().unwrap_or(""));
+            if let Some(p) = u.port() {
+                out.push_str(&format!(":{p}"));
+            }
+            if u.path() != "/" || u.query().is_some() {
+                out.push_str("/<secret>");
+            }
+            out
+        }
+        Err(_) => crate::secret::REDACTED.to_string(),
+    }
+}
+
+/// How a JSON POST to `url` with `body` is shown by the render endpoint.
+pub(crate) fn rendered_post<T: Serialize + ?Sized>(
+    url: &Secret,
+    body: &T,
+) -> super::RenderedRequest {
+    super::RenderedRequest {
+        method: "POST".into(),
+        url: redacted_url(url),
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: serde_json::to_value(body).unwrap_or_default(),
+    }
+}
+
 /// A successful (2xx) answer.
 #[derive(Debug)]
 pub(crate) struct HttpReply {
@@ -179,6 +210,14 @@ mod tests {
         assert_eq!(parse_retry_after("999999", now), Some(MAX_RETRY_AFTER));
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-1", now), None);
+    }
+
+    #[test]
+    fn urls_are_shown_without_their_secret_parts() {
+        let u = Secret::new("https://hooks.slack.com/services/T0/B0/XYZ");
+        assert_eq!(redacted_url(&u), "https://hooks.slack.com/<secret>");
+        let u = Secret::new("http://127.0.0.1:8080/");
+        assert_eq!(redacted_url(&u), "http://127.0.0.1:8080");
     }
 
     #[test]

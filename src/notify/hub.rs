@@ -263,6 +263,13 @@ impl Hub {
         false
     }
 
+    /// The notifier a worker currently delivers with.
+    pub fn notifier(&self, key: &str) -> Option<Arc<dyn super::Notifier>> {
+        lock(&self.workers)
+            .get(key)
+            .map(|h| h.settings.borrow().notifier.clone())
+    }
+
     pub fn has_worker(&self, key: &str) -> bool {
         lock(&self.workers).contains_key(key)
     }

@@ -2,7 +2,7 @@
 //! then one line per alert). Useful as a first receiver, in tests and as an audit trail;
 //! it never fails.
 
-use super::{Delivered, Notifier, NotifyError};
+use super::{Delivered, Notifier, NotifyError, RenderedRequest};
 use crate::config::{LogConfig, RateLimit};
 use crate::duration::AmDuration;
 use crate::store::Notification;
@@ -56,5 +56,14 @@ impl Notifier for LogNotifier {
             let _ = out.flush();
             Ok(Delivered::default())
         })
+    }
+
+    fn render(&self, n: &Notification) -> Result<Vec<RenderedRequest>, NotifyError> {
+        Ok(vec![RenderedRequest {
+            method: "WRITE".into(),
+            url: "stdout".into(),
+            headers: vec![],
+            body: serde_json::Value::String(plain_text(&n.message)),
+        }])
     }
 }

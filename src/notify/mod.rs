@@ -163,6 +163,76 @@ pub trait Notifier: Send + Sync {
     }
 }
 
+/// Sample alerts for test sends, the render endpoint and `check-config`: one firing and
+/// one resolved, with the labels and annotations templates usually read.
+pub fn sample_alerts(receiver: &str, t: time::OffsetDateTime) -> Vec<crate::alert::Alert> {
+    use crate::alert::{Alert, Fingerprint, LabelSet};
+    let alert = |instance: &str, ends_at: Option<time::OffsetDateTime>| {
+        let labels: LabelSet = [
+            ("alertname", "AlertRouterSample"),
+            ("severity", "warning"),
+            ("instance", instance),
+            ("job", "sample"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let annotations: LabelSet = [
+            ("summary", format!("Sample alert for receiver {receiver}")),
+            (
+                "description",
+                "Rendered by alert-router; nothing is wrong.".into(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        Alert {
+            fingerprint: Fingerprint::of(&labels),
+            labels,
+            annotations,
+            starts_at: t - time::Duration::minutes(5),
+            ends_at,
+            generator_url: "http://prometheus.example/graph".into(),
+            updated_at: t,
+            received_at: t,
+            targets: Default::default(),
+            timeout: false,
+        }
+    };
+    vec![alert("host-1", None), alert("host-2", Some(t))]
+}
+
+/// The notification integration `(receiver, kind, index)` would get for `alerts` as one
+/// group (grouped by the labels they share), without storing anything.
+pub fn preview(
+    integration: (&str, &str, usize),
+    alerts: &[crate::alert::Alert],
+    external_url: &str,
+    t: time::OffsetDateTime,
+) -> Notification {
+    use crate::alert::{LabelSet, WebhookAlert, WebhookMessage};
+    let mut group_labels: LabelSet = alerts.first().map(|a| a.labels.clone()).unwrap_or_default();
+    group_labels.retain(|k, v| alerts.iter().all(|a| a.labels.get(k) == Some(v)));
+    let group_key = format!(
+        "{{}}/preview:{}",
+        crate::matcher::label_set_string(&group_labels)
+    );
+    let wire = alerts
+        .iter()
+        .map(|a| WebhookAlert::from_alert(a, t))
+        .collect();
+    let msg = WebhookMessage::new(
+        integration.0,
+        wire,
+        group_labels,
+        external_url,
+        &group_key,
+        "preview",
+    );
+    Notification::pending(0, integration, msg, "<preview@alert-router>".into(), t)
+}
+
 /// One configured integration instance, ready for a delivery worker.
 pub struct Integration {
     /// Worker key: `receiver/kind[index]`.

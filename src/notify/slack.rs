@@ -6,9 +6,9 @@
 //! `<!channel>` cannot ping anyone, and the message is cut to stay inside Slack's limits
 //! with "…and N more alerts" instead of being truncated (or rejected) by Slack.
 
-use super::http::{post_json, DEFAULT_TIMEOUT};
+use super::http::{post_json, rendered_post, DEFAULT_TIMEOUT};
 use super::http_config::HttpClient;
-use super::{Delivered, Notifier, NotifyError};
+use super::{Delivered, Notifier, NotifyError, RenderedRequest};
 use crate::alert::{Status, WebhookAlert, WebhookMessage};
 use crate::config::{RateLimit, SlackConfig};
 use crate::duration::AmDuration;
@@ -187,6 +187,10 @@ impl Notifier for SlackNotifier {
             }
             Ok(Delivered::default())
         })
+    }
+
+    fn render(&self, n: &Notification) -> Result<Vec<RenderedRequest>, NotifyError> {
+        Ok(vec![rendered_post(&self.url, &self.payload(n)?)])
     }
 }
 

@@ -2,9 +2,9 @@
 //! (version 4), so the router can sit in front of any existing Alertmanager webhook
 //! receiver.
 
-use super::http::{post_json, DEFAULT_TIMEOUT};
+use super::http::{post_json, rendered_post, DEFAULT_TIMEOUT};
 use super::http_config::HttpClient;
-use super::{Delivered, Notifier, NotifyError};
+use super::{Delivered, Notifier, NotifyError, RenderedRequest};
 use crate::config::{RateLimit, WebhookConfig};
 use crate::duration::AmDuration;
 use crate::secret::Secret;
@@ -43,6 +43,15 @@ impl WebhookNotifier {
     }
 }
 
+impl WebhookNotifier {
+    /// The body: the notification as computed by the dispatcher, `max_alerts` applied.
+    fn payload(&self, n: &Notification) -> crate::alert::WebhookMessage {
+        let mut msg = n.message.clone();
+        msg.truncate(self.max_alerts);
+        msg
+    }
+}
+
 impl Notifier for WebhookNotifier {
     fn kind(&self) -> &'static str {
         "webhook"
@@ -58,13 +67,13 @@ impl Notifier for WebhookNotifier {
         _edit: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Delivered, NotifyError>> {
         Box::pin(async move {
-            // Everything else (status, common labels, groupKey…) is sent as computed by
-            // the dispatcher; only `max_alerts` is applied here.
-            let mut msg = n.message.clone();
-            msg.truncate(self.max_alerts);
-            post_json(&self.client, &self.url, &msg)
+            post_json(&self.client, &self.url, &self.payload(n))
                 .await
                 .map(|_| Delivered::default())
         })
+    }
+
+    fn render(&self, n: &Notification) -> Result<Vec<RenderedRequest>, NotifyError> {
+        Ok(vec![rendered_post(&self.url, &self.payload(n))])
     }
 }

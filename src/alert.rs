@@ -310,6 +310,21 @@ pub struct WebhookMessage {
     pub group_key: String,
     #[serde(rename = "truncatedAlerts")]
     pub truncated_alerts: u64,
+    /// Set on a storm digest: several groups' notifications sent as one message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+}
+
+/// What a storm digest carries: the groups it summarises and the notifications it
+/// stands for (their ids, so the admin API shows which digest carried which).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Digest {
+    pub groups: usize,
+    pub firing_groups: usize,
+    pub resolved_groups: usize,
+    pub notifications: Vec<u64>,
+    /// One line per group, most severe first.
+    pub lines: Vec<String>,
 }
 
 impl WebhookMessage {
@@ -336,6 +351,7 @@ impl WebhookMessage {
             version: "4".to_string(),
             group_key: group_key.to_string(),
             truncated_alerts: 0,
+            digest: None,
         };
         m.summarise();
         m

@@ -363,6 +363,10 @@ pub struct TlsConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailConfig {
+    /// Storm digest: more than this many groups waiting for the rate limiter go out as one
+    /// message (0 = never).
+    #[serde(default)]
+    pub digest_threshold: Option<usize>,
     pub to: String,
     #[serde(default)]
     pub from: Option<String>,
@@ -401,6 +405,10 @@ pub struct EmailConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlackConfig {
+    /// Storm digest: more than this many groups waiting for the rate limiter go out as one
+    /// message (0 = never).
+    #[serde(default)]
+    pub digest_threshold: Option<usize>,
     #[serde(default)]
     pub http_config: HttpConfig,
     #[serde(default)]
@@ -436,6 +444,10 @@ fn yes() -> bool {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
+    /// Storm digest: more than this many groups waiting for the rate limiter go out as one
+    /// message (0 = never).
+    #[serde(default)]
+    pub digest_threshold: Option<usize>,
     #[serde(default)]
     pub http_config: HttpConfig,
     #[serde(default)]
@@ -455,6 +467,10 @@ pub struct WebhookConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
+    /// Storm digest: more than this many groups waiting for the rate limiter go out as one
+    /// message (0 = never).
+    #[serde(default)]
+    pub digest_threshold: Option<usize>,
     #[serde(default = "yes")]
     pub send_resolved: bool,
     #[serde(default)]

@@ -29,6 +29,8 @@ pub struct Metrics {
     pub notifications_failed: Family<Labels, Counter>,
     pub notification_attempts_failed: Family<Labels, Counter>,
     pub notifications_merged: Family<Labels, Counter>,
+    pub notifications_digested: Family<Labels, Counter>,
+    pub digests: Family<Labels, Counter>,
     pub delivery_latency: HistogramFamily,
     pub queue_depth: Family<Labels, Gauge>,
     pub rate_limited_waits: Family<Labels, Counter>,
@@ -58,6 +60,8 @@ impl Metrics {
             notifications_failed: Family::default(),
             notification_attempts_failed: Family::default(),
             notifications_merged: Family::default(),
+            notifications_digested: Family::default(),
+            digests: Family::default(),
             delivery_latency: HistogramFamily::new_with_constructor(latency_histogram),
             queue_depth: Family::default(),
             rate_limited_waits: Family::default(),
@@ -112,6 +116,16 @@ impl Metrics {
             "notifications_merged",
             "Queued notifications merged into a newer one of the same group while rate limited",
             m.notifications_merged.clone(),
+        );
+        registry.register(
+            "notifications_digested",
+            "Queued notifications carried by a storm digest while rate limited",
+            m.notifications_digested.clone(),
+        );
+        registry.register(
+            "digests",
+            "Storm digests made (one message for many groups waiting on the rate limiter)",
+            m.digests.clone(),
         );
         registry.register(
             "notification_latency_seconds",

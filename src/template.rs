@@ -69,6 +69,12 @@ impl Templates {
 
 /// Alertmanager's default subject: `[FIRING:2] <group label values> (<other common labels>)`.
 pub fn subject(msg: &WebhookMessage) -> String {
+    if let Some(d) = &msg.digest {
+        return format!(
+            "{} alert groups changed: {} firing, {} resolved",
+            d.groups, d.firing_groups, d.resolved_groups
+        );
+    }
     let mut s = match msg.status {
         Status::Firing => format!("[FIRING:{}]", msg.firing().count()),
         Status::Resolved => "[RESOLVED]".to_string(),

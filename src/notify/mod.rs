@@ -114,6 +114,9 @@ pub(crate) fn render(
         .map_err(|e| NotifyError::permanent(FailureReason::Other, format!("{what}: {e}")))
 }
 
+/// Default `digest_threshold` of the chat and email integrations.
+pub const DEFAULT_DIGEST_THRESHOLD: usize = 10;
+
 /// What a successful delivery leaves behind.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Delivered {
@@ -150,6 +153,12 @@ pub trait Notifier: Send + Sync {
         n: &'a Notification,
         edit: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Delivered, NotifyError>>;
+    /// More than this many notifications of different groups waiting for the rate
+    /// limiter go out as one storm digest (0 = never). Chat and email: 10; the webhook,
+    /// whose consumers expect one group per payload: off unless configured.
+    fn digest_threshold(&self) -> usize {
+        DEFAULT_DIGEST_THRESHOLD
+    }
     /// The request(s) `send` would make for `n`, without sending.
     fn render(&self, n: &Notification) -> Result<Vec<RenderedRequest>, NotifyError> {
         let _ = n;

@@ -25,6 +25,7 @@ pub struct WebhookNotifier {
     client: HttpClient,
     max_alerts: usize,
     send_resolved: bool,
+    digest_threshold: usize,
 }
 
 impl WebhookNotifier {
@@ -39,6 +40,7 @@ impl WebhookNotifier {
             client: HttpClient::new(&c.http_config, c.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0))?,
             max_alerts: c.max_alerts,
             send_resolved: c.send_resolved,
+            digest_threshold: c.digest_threshold.unwrap_or(0),
         })
     }
 }
@@ -59,6 +61,10 @@ impl Notifier for WebhookNotifier {
 
     fn send_resolved(&self) -> bool {
         self.send_resolved
+    }
+
+    fn digest_threshold(&self) -> usize {
+        self.digest_threshold
     }
 
     fn send<'a>(

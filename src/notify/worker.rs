@@ -5,7 +5,7 @@
 
 use super::limiter::Limiter;
 use super::{lock, NotifyError};
-use crate::alert::{now, Status};
+use crate::alert::{now, Digest, Status};
 use crate::config::{DeliveryConfig, RateLimit};
 use crate::metrics::{integration_labels, Labels, Metrics};
 use crate::notify::Notifier;
@@ -70,7 +70,9 @@ pub(crate) struct Queued {
     pub id: u64,
     pub group_key: String,
     pub attempts: u32,
-    pub test: bool,
+    /// Not a test send and not a digest: may be merged into a newer notification of its
+    /// group, or carried by a digest.
+    pub foldable: bool,
 }
 
 impl Queued {
@@ -79,8 +81,13 @@ impl Queued {
             id: n.id,
             group_key: n.group_key.clone(),
             attempts: n.attempts,
-            test: n.test,
+            foldable: !n.test && n.message.digest.is_none(),
         }
+    }
+
+    /// Not tried yet and foldable (a retrying notification keeps its place).
+    fn eligible(&self) -> bool {
+        self.attempts == 0 && self.foldable
     }
 }
 
@@ -198,6 +205,7 @@ impl Worker {
             }
             if limited {
                 self.merge_overflow(&labels);
+                self.digest_storm(&labels);
                 lock(&self.status).rate_limited = false;
             }
             let Some(q) = self.queue.pop_front() else {
@@ -251,7 +259,8 @@ impl Worker {
                     n.delivered_at = Some(t);
                     n.last_error = None;
                     n.platform_message_id = delivered.message_id.clone();
-                    if let (true, Some(id)) = (edits, delivered.message_id) {
+                    let digest = n.message.digest.is_some();
+                    if let (true, false, Some(id)) = (edits, digest, delivered.message_id) {
                         // Recorded in the same batch as the delivery state.
                         let r = MessageRef {
                             root: n.episode_root().to_string(),
@@ -352,6 +361,71 @@ impl Worker {
             .set(depth as i64);
     }
 
+    /// A storm: more than `digest_threshold` notifications of different groups waited for
+    /// this send slot. They go out as one digest message, queued first; each one is marked
+    /// merged into it ("carried by digest N"), and the digest lists them, so nothing is
+    /// dropped and the admin API shows which digest carried which notification.
+    fn digest_storm(&mut self, labels: &Vec<(&'static str, String)>) {
+        let threshold = self.current.notifier.digest_threshold();
+        let waiting = self.queue.iter().filter(|q| q.eligible()).count();
+        if threshold == 0 || waiting <= threshold {
+            return;
+        }
+        let (take, keep): (Vec<Queued>, Vec<Queued>) =
+            self.queue.drain(..).partition(Queued::eligible);
+        self.queue.extend(keep);
+        let mut parts: Vec<Notification> = take
+            .iter()
+            .filter_map(|q| self.load(q.id).ok().flatten())
+            .filter(|n| n.state.is_open())
+            .collect();
+        if parts.is_empty() {
+            return;
+        }
+        let id = match self.store.next_id() {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::error!(worker = %self.key, error = %e, "cannot make a digest; sending one by one");
+                self.queue.extend(take);
+                return;
+            }
+        };
+        let t = now();
+        // Most severe first: firing before resolved, then by severity, then oldest.
+        parts.sort_by_key(|n| {
+            (
+                n.message.status != Status::Firing,
+                std::cmp::Reverse(severity_rank(&n.message)),
+                n.created_at,
+            )
+        });
+        let digest = build_digest(id, &parts, t);
+        let mut commit = Commit::default();
+        for mut p in parts {
+            p.state = DeliveryState::Merged;
+            p.updated_at = t;
+            p.last_error = Some(format!("carried by digest notification {id}"));
+            commit
+                .dispatch
+                .push(DispatchOp::PutNotification(Box::new(p)));
+        }
+        let carried = commit.dispatch.len() as u64;
+        commit
+            .dispatch
+            .push(DispatchOp::PutNotification(Box::new(digest.clone())));
+        if let Err(e) = self.store.commit_nowait(commit) {
+            tracing::error!(worker = %self.key, error = %e, "cannot record the digest");
+        }
+        self.metrics
+            .notifications_digested
+            .get_or_create(labels)
+            .inc_by(carried);
+        self.metrics.digests.get_or_create(labels).inc();
+        tracing::info!(worker = %self.key, id, groups = carried, "rate limited: storm digest");
+        self.queue.push_front(Queued::of(&digest));
+        self.merged.insert(id, digest);
+    }
+
     /// The platform message to edit for `n`: the one recorded for its group, if it shows
     /// the same episode (a notification after a full resolve starts a new message).
     fn message_to_edit(&mut self, n: &Notification) -> Option<String> {
@@ -392,8 +466,7 @@ impl Worker {
             return;
         }
         self.unmerged = false;
-        // Only notifications not tried yet are merged (a retrying one keeps its place).
-        let eligible = |q: &Queued| q.attempts == 0 && !q.test;
+        let eligible = Queued::eligible;
         let mut newest: HashMap<String, usize> = HashMap::new();
         let mut count: HashMap<String, usize> = HashMap::new();
         for (i, q) in self.queue.iter().enumerate() {
@@ -460,6 +533,77 @@ impl Worker {
             }
         }
     }
+}
+
+/// Rank of the most severe firing alert of a message (critical > error > warning > info).
+fn severity_rank(m: &crate::alert::WebhookMessage) -> u8 {
+    m.firing()
+        .map(|a| {
+            match a
+                .labels
+                .get("severity")
+                .map(|s| s.to_ascii_lowercase())
+                .as_deref()
+            {
+                Some("critical") | Some("page") | Some("emergency") => 4,
+                Some("error") | Some("high") => 3,
+                Some("warning") | Some("warn") => 2,
+                Some("info") | Some("low") => 1,
+                _ => 0,
+            }
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// One message standing for `parts` (already in the order to list them): every alert of
+/// every group (each integration truncates to its platform's limits, "…and N more"),
+/// and a [`Digest`] with a line per group.
+fn build_digest(id: u64, parts: &[Notification], t: OffsetDateTime) -> Notification {
+    let first = &parts[0];
+    let mut seen = HashSet::new();
+    let mut alerts = Vec::new();
+    let mut lines = Vec::new();
+    for p in parts {
+        lines.push(crate::template::one_line(&crate::template::subject(
+            &p.message,
+        )));
+        for a in &p.message.alerts {
+            if seen.insert(a.fingerprint.clone()) {
+                alerts.push(a.clone());
+            }
+        }
+    }
+    let firing_groups = parts
+        .iter()
+        .filter(|p| p.message.status == Status::Firing)
+        .count();
+    let mut msg = crate::alert::WebhookMessage::new(
+        &first.receiver,
+        alerts,
+        Default::default(),
+        &first.message.external_url,
+        "{}/digest:{}",
+        "storm digest",
+    );
+    msg.digest = Some(Digest {
+        groups: parts.len(),
+        firing_groups,
+        resolved_groups: parts.len() - firing_groups,
+        notifications: parts.iter().map(|p| p.id).collect(),
+        lines,
+    });
+    let host = first
+        .message_id
+        .rsplit_once('@')
+        .map_or("alert-router>", |(_, h)| h);
+    Notification::pending(
+        id,
+        (&first.receiver, &first.integration, first.index),
+        msg,
+        format!("<digest.{id}@{host}"),
+        t,
+    )
 }
 
 /// Fold older notifications of a group into the newest `n`: resolved alerts only the older

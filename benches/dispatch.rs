@@ -1,0 +1,275 @@
+//! Dispatch benchmark: 10,000 groups flushing at once into an instant local sink with no
+//! rate limit, through the real release `alert-router` binary.
+//!
+//! The router gets `BENCH_GROUPS` (10,000) distinct alerts, one group each
+//! (`group_by: [alertname, instance]`), posted as fast as it acks them; every group has the
+//! same `group_wait` (2 s), so all of them flush within the same second. The webhook sink is
+//! an in-process HTTP server that answers 200 at once and counts what it gets. Reported:
+//!
+//! * notifications delivered per second (first to last sink hit), and per second until the
+//!   last one is *recorded* as delivered in the store (the admin API shows it);
+//! * router CPU seconds per notification (from `/proc/<pid>/stat`, over the dispatch window);
+//! * duplicates (sink hits beyond one per group) and failures (notifications not delivered).
+//!
+//! ```text
+//! cargo bench --bench dispatch
+//! BENCH_GROUPS=2000 cargo bench --bench dispatch
+//! ```
+//! Without `--bench` (as under `cargo test --benches`) it runs a 500-group smoke version.
+
+use bytes::Bytes;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Hits and the time of the first and last one.
+#[derive(Default)]
+struct SinkState {
+    hits: AtomicU64,
+    first: Mutex<Option<Instant>>,
+    last: Mutex<Option<Instant>>,
+}
+
+fn start_sink() -> (u16, Arc<SinkState>) {
+    let state = Arc::new(SinkState::default());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let st = state.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("sink runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind sink");
+            tx.send(listener.local_addr().expect("addr").port())
+                .expect("port");
+            let app = axum::Router::new().fallback(move |_b: Bytes| {
+                let st = st.clone();
+                async move {
+                    let now = Instant::now();
+                    st.hits.fetch_add(1, Ordering::Relaxed);
+                    st.first.lock().expect("lock").get_or_insert(now);
+                    *st.last.lock().expect("lock") = Some(now);
+                    "ok"
+                }
+            });
+            let _ = axum::serve(listener, app).await;
+        });
+    });
+    (rx.recv().expect("sink port"), state)
+}
+
+struct Router {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Router {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+async fn start_router(sink_port: u16) -> Router {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:{port}\nstorage:\n  path: {}\n\
+             ingest: {{max_pending_alerts: 1000000}}\n\
+             route:\n  receiver: sink\n  group_by: [alertname, instance]\n  group_wait: 2s\n  group_interval: 1h\n\
+             receivers:\n  - name: sink\n    webhook_configs:\n      - url: 'http://127.0.0.1:{sink_port}/hook'\n        rate_limit: {{messages: 1000000, per: 1s}}\n        digest_threshold: 0\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .expect("config");
+    let child = Command::new(env!("CARGO_BIN_EXE_alert-router"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .arg("--log-level")
+        .arg("error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start router");
+    let r = Router {
+        child,
+        port,
+        _dir: dir,
+    };
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client
+        .get(format!("http://127.0.0.1:{port}/-/ready"))
+        .send()
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "router not ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    r
+}
+
+/// Delivered notifications as the store records them.
+async fn recorded(client: &reqwest::Client, port: u16, limit: u64) -> (u64, u64) {
+    let get = |state: &'static str| {
+        let c = client.clone();
+        async move {
+            c.get(format!(
+                "http://127.0.0.1:{port}/admin/v1/notifications?state={state}&limit={limit}"
+            ))
+            .send()
+            .await
+            .ok()?
+            .json::<Vec<serde_json::Value>>()
+            .await
+            .ok()
+            .map(|v| v.len() as u64)
+        }
+    };
+    let delivered = get("delivered").await.unwrap_or(0);
+    let mut open = 0;
+    for s in ["pending", "failed", "dead"] {
+        open += get(s).await.unwrap_or(0);
+    }
+    (delivered, open)
+}
+
+async fn run(groups: u64) {
+    let (sink_port, sink) = start_sink();
+    let router = start_router(sink_port).await;
+    let client = reqwest::Client::new();
+    let starts = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("time");
+    let posted = Instant::now();
+    for chunk in 0..groups.div_ceil(100) {
+        let alerts: Vec<serde_json::Value> = (chunk * 100..((chunk + 1) * 100).min(groups))
+            .map(|i| {
+                serde_json::json!({
+                    "status": "firing",
+                    "labels": {"alertname": "DispatchBench", "instance": format!("host-{i}"), "severity": "warning"},
+                    "annotations": {"summary": "dispatch benchmark"},
+                    "startsAt": starts,
+                    "endsAt": "0001-01-01T00:00:00Z",
+                })
+            })
+            .collect();
+        let body = serde_json::json!({"version": "4", "status": "firing", "alerts": alerts});
+        let r = client
+            .post(format!("http://127.0.0.1:{}/webhook", router.port))
+            .json(&body)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 200, "ingest refused");
+    }
+    let ingest = posted.elapsed();
+    let cpu0 = cpu_seconds(router.child.id());
+    // Every group flushes 2 s after its alert arrived; wait for all deliveries.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while sink.hits.load(Ordering::Relaxed) < groups {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {groups} delivered",
+            sink.hits.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let cpu1 = cpu_seconds(router.child.id());
+    let first = sink.first.lock().expect("lock").expect("first hit");
+    let last = sink.last.lock().expect("lock").expect("last hit");
+    let delivered_s = (last - first).as_secs_f64().max(1e-6);
+    let (rec, open) = loop {
+        let (d, open) = recorded(&client, router.port, groups + 10).await;
+        if d >= groups || Instant::now() > deadline {
+            break (d, open);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let recorded_s = first.elapsed().as_secs_f64();
+    // Give late duplicates a moment to show up before counting.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let hits = sink.hits.load(Ordering::Relaxed);
+    println!("\n## alert-router dispatch benchmark\n");
+    println!("{} ({} cores)\n", machine(), num_cpus());
+    println!("| figure | value |\n|---|---|");
+    println!("| groups flushing at once | {groups} |");
+    println!(
+        "| ingest of the {groups} alerts | {:.2} s |",
+        ingest.as_secs_f64()
+    );
+    println!(
+        "| delivered (first → last sink hit) | **{:.0} notifications/s** ({delivered_s:.2} s) |",
+        groups as f64 / delivered_s
+    );
+    println!(
+        "| delivered and recorded in the store | {:.0} notifications/s ({recorded_s:.2} s) |",
+        rec as f64 / recorded_s
+    );
+    println!(
+        "| router CPU per notification | {:.0} µs |",
+        (cpu1 - cpu0) * 1e6 / groups as f64
+    );
+    println!("| duplicates | {} |", hits.saturating_sub(groups));
+    println!("| failures (not delivered) | {open} |");
+    assert_eq!(hits, groups, "duplicates at the sink");
+    assert_eq!(open, 0, "notifications not delivered");
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn machine() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let bench = std::env::args().any(|a| a == "--bench");
+    let groups = std::env::var("BENCH_GROUPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if bench { 10_000 } else { 500 });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(run(groups));
+}

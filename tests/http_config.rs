@@ -161,3 +161,212 @@ async fn two_ways_of_authenticating_are_refused_at_load() {
         "{e}"
     );
 }
+
+/// A loopback HTTPS endpoint with a certificate from a private CA (optionally requiring a
+/// client certificate from the same CA): answers `200 ok` to every complete request and
+/// counts them.
+struct TlsServer {
+    port: u16,
+    served: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    dir: tempfile::TempDir,
+}
+
+impl TlsServer {
+    async fn start(require_client_cert: bool) -> TlsServer {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio_rustls::rustls;
+        init();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "alert-router test CA");
+        ca_params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca = rcgen::CertifiedIssuer::self_signed(
+            ca_params,
+            rcgen::KeyPair::generate().expect("key"),
+        )
+        .expect("ca cert");
+        let leaf = |name: &str| {
+            let key = rcgen::KeyPair::generate().expect("key");
+            let cert = rcgen::CertificateParams::new(vec![name.to_string()])
+                .expect("params")
+                .signed_by(&key, &ca)
+                .expect("leaf");
+            (cert, key)
+        };
+        let (server_cert, server_key) = leaf("localhost");
+        let (client_cert, client_key) = leaf("alert-router");
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).expect("write");
+        std::fs::write(dir.path().join("client.pem"), client_cert.pem()).expect("write");
+        std::fs::write(dir.path().join("client.key"), client_key.serialize_pem()).expect("write");
+
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("versions");
+        let builder = if require_client_cert {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(ca.der().clone()).expect("root");
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                std::sync::Arc::new(roots),
+                provider,
+            )
+            .build()
+            .expect("verifier");
+            builder.with_client_cert_verifier(verifier)
+        } else {
+            builder.with_no_client_auth()
+        };
+        let key = rustls::pki_types::PrivateKeyDer::try_from(server_key.serialize_der())
+            .expect("key der");
+        let config = builder
+            .with_single_cert(vec![server_cert.der().clone()], key)
+            .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = served.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, count) = (acceptor.clone(), count.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let Ok(n) = tls.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        let text = String::from_utf8_lossy(&buf).to_string();
+                        let Some(end) = text.find("\r\n\r\n") else {
+                            continue;
+                        };
+                        let len = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                    count.fetch_add(1, Ordering::SeqCst);
+                    let _ = tls
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                        )
+                        .await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        TlsServer { port, served, dir }
+    }
+
+    fn url(&self) -> String {
+        format!("https://localhost:{}/hook", self.port)
+    }
+
+    fn file(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    fn served(&self) -> usize {
+        self.served.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_ca_and_client_certificate() {
+    // Trusting the private CA: delivered.
+    let server = TlsServer::start(false).await;
+    let app = TestApp::start(&config(
+        &format!(
+            "          tls_config: {{ca_file: '{}'}}\n",
+            server.file("ca.pem")
+        ),
+        &server.url(),
+    ))
+    .await;
+    fire(&app, "PrivateCa").await;
+    wait_for(WAIT, "delivery over TLS", || async {
+        (server.served() == 1).then_some(())
+    })
+    .await;
+    app.stop().await;
+
+    // Without the CA the certificate is not trusted: nothing is served, the attempt fails
+    // with a certificate error and stays queued for retry.
+    let app = TestApp::start(&config(
+        "          follow_redirects: false\n",
+        &server.url(),
+    ))
+    .await;
+    fire(&app, "Untrusted").await;
+    let failed = wait_for(WAIT, "a failed attempt", || async {
+        app.notifications("state=failed").await.into_iter().next()
+    })
+    .await;
+    let err = failed["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_lowercase();
+    assert!(err.contains("certificate"), "{err}");
+    assert_eq!(server.served(), 1);
+    app.stop().await;
+
+    // Mutual TLS: a server requiring a client certificate refuses a client without one…
+    let mtls = TlsServer::start(true).await;
+    let app = TestApp::start(&config(
+        &format!(
+            "          tls_config: {{ca_file: '{}'}}\n",
+            mtls.file("ca.pem")
+        ),
+        &mtls.url(),
+    ))
+    .await;
+    fire(&app, "NoClientCert").await;
+    wait_for(
+        WAIT,
+        "a failed attempt without a client certificate",
+        || async { app.notifications("state=failed").await.into_iter().next() },
+    )
+    .await;
+    assert_eq!(mtls.served(), 0);
+    app.stop().await;
+    // …and gets one from cert_file/key_file.
+    let app = TestApp::start(&config(
+        &format!(
+            "          tls_config:\n            ca_file: '{}'\n            cert_file: '{}'\n            key_file: '{}'\n",
+            mtls.file("ca.pem"),
+            mtls.file("client.pem"),
+            mtls.file("client.key")
+        ),
+        &mtls.url(),
+    ))
+    .await;
+    fire(&app, "Mtls").await;
+    wait_for(WAIT, "delivery over mutual TLS", || async {
+        (mtls.served() == 1).then_some(())
+    })
+    .await;
+    app.stop().await;
+}

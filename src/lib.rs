@@ -184,15 +184,30 @@ pub struct Running {
 
 impl Running {
     /// Graceful stop: stop accepting, finish in-flight requests, stop workers, flush.
+    /// When it returns, the store is closed (its directory can be opened again), unless
+    /// something outside still holds the app.
     pub async fn stop(self) {
         let _ = self.shutdown.send(());
         let _ = self.server.await;
         // The GC task holds the app (and so the store) until it is stopped.
         self.gc.abort();
+        let _ = self.gc.await;
         self.app.hub.stop().await;
         // Barrier: queued delivery-state updates are written before the final flush.
         let _ = self.app.store.commit(store::Commit::default()).await;
         let _ = self.app.store.flush();
+        let writer = self.app.store.take_writer();
+        // Dropping the app ends the dispatcher (its channel closes), which drops the last
+        // store handles; the writer thread then ends and sled closes the database.
+        drop(self.app);
+        if let Some(w) = writer {
+            let joined = tokio::task::spawn_blocking(move || {
+                let _ = w.join();
+            });
+            if tokio::time::timeout(STORE_CLOSE_WAIT, joined).await.is_err() {
+                tracing::warn!("the store is still open (another handle holds it)");
+            }
+        }
     }
 }
 
@@ -291,6 +306,9 @@ pub async fn run(source: ConfigSource, shutdown: impl Future<Output = ()>) -> Re
     tracing::info!("store flushed; bye");
     Ok(())
 }
+
+/// How long a graceful stop waits for the store to close.
+const STORE_CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 /// How often retention garbage collection runs.
 const GC_PERIOD: Duration = Duration::from_secs(600);

@@ -288,6 +288,8 @@ pub struct Store {
     tx: std::sync::mpsc::Sender<Job>,
     pending_alerts: Arc<AtomicUsize>,
     max_pending_alerts: usize,
+    /// The writer thread; it ends (closing the database) when the last handle is dropped.
+    writer: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {
@@ -346,7 +348,7 @@ impl Store {
         }
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let pending_alerts = Arc::new(AtomicUsize::new(0));
-        {
+        let writer = {
             let db = db.clone();
             let alerts = alerts.clone();
             let dispatch = dispatch.clone();
@@ -354,8 +356,8 @@ impl Store {
             std::thread::Builder::new()
                 .name("store-writer".into())
                 .spawn(move || writer_loop(db, alerts, dispatch, rx, pending, cache))
-                .map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
-        }
+                .map_err(|e| StoreError::Sled(sled::Error::Io(e)))?
+        };
         Ok(Store {
             db,
             alerts,
@@ -363,7 +365,15 @@ impl Store {
             tx,
             pending_alerts,
             max_pending_alerts,
+            writer: Arc::new(std::sync::Mutex::new(Some(writer))),
         })
+    }
+
+    /// The writer thread's handle (once): joining it after every handle of this store is
+    /// dropped waits until the database is closed and its lock released, so the same
+    /// directory can be opened again in this process.
+    pub fn take_writer(&self) -> Option<std::thread::JoinHandle<()>> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// Durably apply `commit`; resolves once flushed (and its `then` has run).

@@ -212,6 +212,8 @@ pub struct GlobalConfig {
     pub slack_api_url: Option<Secret>,
     #[serde(default)]
     pub slack_api_url_file: Option<PathBuf>,
+    #[serde(default)]
+    pub webex_api_url: Option<String>,
 }
 
 fn default_resolve_timeout() -> AmDuration {
@@ -231,6 +233,7 @@ impl Default for GlobalConfig {
             smtp_require_tls: None,
             slack_api_url: None,
             slack_api_url_file: None,
+            webex_api_url: None,
         }
     }
 }
@@ -332,6 +335,16 @@ pub struct ReceiverConfig {
     pub webhook_configs: Vec<WebhookConfig>,
     #[serde(default)]
     pub log_configs: Vec<LogConfig>,
+    #[serde(default)]
+    pub msteamsv2_configs: Vec<crate::notify::msteamsv2::MsTeamsV2Config>,
+    #[serde(default)]
+    pub msteams_configs: Vec<crate::notify::msteams::MsTeamsConfig>,
+    #[serde(default)]
+    pub webex_configs: Vec<crate::notify::webex::WebexConfig>,
+    #[serde(default)]
+    pub telegram_configs: Vec<crate::notify::telegram::TelegramConfig>,
+    #[serde(default)]
+    pub rocketchat_configs: Vec<crate::notify::rocketchat::RocketchatConfig>,
 }
 
 impl ReceiverConfig {
@@ -343,6 +356,11 @@ impl ReceiverConfig {
         v.extend((0..self.slack_configs.len()).map(|i| ("slack", i)));
         v.extend((0..self.webhook_configs.len()).map(|i| ("webhook", i)));
         v.extend((0..self.log_configs.len()).map(|i| ("log", i)));
+        v.extend((0..self.msteamsv2_configs.len()).map(|i| ("msteamsv2", i)));
+        v.extend((0..self.msteams_configs.len()).map(|i| ("msteams", i)));
+        v.extend((0..self.webex_configs.len()).map(|i| ("webex", i)));
+        v.extend((0..self.telegram_configs.len()).map(|i| ("telegram", i)));
+        v.extend((0..self.rocketchat_configs.len()).map(|i| ("rocketchat", i)));
         v
     }
 }
@@ -734,6 +752,26 @@ impl Config {
                 if let Some(rl) = &l.rate_limit {
                     check_rate_limit(rl).map_err(|m| ctx(i, "log_configs", m))?;
                 }
+            }
+            for (i, x) in r.msteamsv2_configs.iter_mut().enumerate() {
+                x.validate(base, &g)
+                    .map_err(|m| ctx(i, "msteamsv2_configs", m))?;
+            }
+            for (i, x) in r.msteams_configs.iter_mut().enumerate() {
+                x.validate(base, &g)
+                    .map_err(|m| ctx(i, "msteams_configs", m))?;
+            }
+            for (i, x) in r.webex_configs.iter_mut().enumerate() {
+                x.validate(base, &g)
+                    .map_err(|m| ctx(i, "webex_configs", m))?;
+            }
+            for (i, x) in r.telegram_configs.iter_mut().enumerate() {
+                x.validate(base, &g)
+                    .map_err(|m| ctx(i, "telegram_configs", m))?;
+            }
+            for (i, x) in r.rocketchat_configs.iter_mut().enumerate() {
+                x.validate(base, &g)
+                    .map_err(|m| ctx(i, "rocketchat_configs", m))?;
             }
         }
 

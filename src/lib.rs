@@ -204,7 +204,10 @@ impl Running {
             let joined = tokio::task::spawn_blocking(move || {
                 let _ = w.join();
             });
-            if tokio::time::timeout(STORE_CLOSE_WAIT, joined).await.is_err() {
+            if tokio::time::timeout(STORE_CLOSE_WAIT, joined)
+                .await
+                .is_err()
+            {
                 tracing::warn!("the store is still open (another handle holds it)");
             }
         }

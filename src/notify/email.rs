@@ -59,7 +59,6 @@ type Transport = AsyncSmtpTransport<Tokio1Executor>;
 
 pub struct EmailNotifier {
     send_resolved: bool,
-    digest_threshold: usize,
     templates: Arc<Templates>,
     /// `host:port`, for error messages.
     smarthost: String,
@@ -199,9 +198,6 @@ impl EmailNotifier {
             .map(|_| Arc::new(builder.clone().build()));
         Ok(Self {
             send_resolved: c.send_resolved,
-            digest_threshold: c
-                .digest_threshold
-                .unwrap_or(super::DEFAULT_DIGEST_THRESHOLD),
             templates,
             smarthost,
             from,
@@ -364,10 +360,6 @@ impl Notifier for EmailNotifier {
 
     fn send_resolved(&self) -> bool {
         self.send_resolved
-    }
-
-    fn digest_threshold(&self) -> usize {
-        self.digest_threshold
     }
 
     /// One attempt. lettre's async transport applies its timeout only to the TCP connect,

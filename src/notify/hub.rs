@@ -92,6 +92,7 @@ impl Hub {
             let settings = Arc::new(Settings {
                 notifier: i.notifier.clone(),
                 rate_limit: i.rate_limit,
+                digest_threshold: i.digest_threshold,
                 delivery: delivery.clone(),
             });
             let updated = lock(&self.workers)
@@ -192,6 +193,7 @@ impl Hub {
             key,
             notifier,
             rate_limit,
+            digest_threshold,
         } = i;
         let (tx, rx) = mpsc::unbounded_channel();
         let (receiver, integration, index) = split_worker_key(&key);
@@ -206,6 +208,7 @@ impl Hub {
         let settings = Arc::new(Settings {
             notifier,
             rate_limit,
+            digest_threshold,
             delivery: delivery.clone(),
         });
         let (settings_tx, settings_rx) = watch::channel(settings.clone());

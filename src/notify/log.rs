@@ -22,16 +22,12 @@ pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit {
 /// The stdout integration.
 pub struct LogNotifier {
     send_resolved: bool,
-    digest_threshold: usize,
 }
 
 impl LogNotifier {
     pub fn new(c: &LogConfig, _templates: Arc<Templates>) -> Self {
         Self {
             send_resolved: c.send_resolved,
-            digest_threshold: c
-                .digest_threshold
-                .unwrap_or(super::DEFAULT_DIGEST_THRESHOLD),
         }
     }
 }
@@ -43,10 +39,6 @@ impl Notifier for LogNotifier {
 
     fn send_resolved(&self) -> bool {
         self.send_resolved
-    }
-
-    fn digest_threshold(&self) -> usize {
-        self.digest_threshold
     }
 
     fn send<'a>(

@@ -8,7 +8,12 @@ pub mod http_config;
 mod hub;
 pub mod limiter;
 pub mod log;
+pub mod msteams;
+pub mod msteamsv2;
+pub mod rocketchat;
 pub mod slack;
+pub mod telegram;
+pub mod webex;
 pub mod webhook;
 mod worker;
 
@@ -153,12 +158,6 @@ pub trait Notifier: Send + Sync {
         n: &'a Notification,
         edit: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Delivered, NotifyError>>;
-    /// More than this many notifications of different groups waiting for the rate
-    /// limiter go out as one storm digest (0 = never). Chat and email: 10; the webhook,
-    /// whose consumers expect one group per payload: off unless configured.
-    fn digest_threshold(&self) -> usize {
-        DEFAULT_DIGEST_THRESHOLD
-    }
     /// The request(s) `send` would make for `n`, without sending.
     fn render(&self, n: &Notification) -> Result<Vec<RenderedRequest>, NotifyError> {
         let _ = n;
@@ -248,6 +247,10 @@ pub struct Integration {
     pub key: String,
     pub notifier: Arc<dyn Notifier>,
     pub rate_limit: RateLimit,
+    /// More than this many notifications of different groups waiting for the rate
+    /// limiter go out as one storm digest (0 = never): `digest_threshold`, default 10;
+    /// the webhook's consumers expect one group per payload, so there it is off by default.
+    pub digest_threshold: usize,
 }
 
 /// Build every integration of `cfg`.
@@ -256,11 +259,15 @@ pub fn build_notifiers(
     templates: &Arc<Templates>,
 ) -> Result<Vec<Integration>, String> {
     let mut out: Vec<Integration> = Vec::new();
-    let mut push = |key: String, notifier: Arc<dyn Notifier>, rate_limit: RateLimit| {
+    let mut push = |key: String,
+                    notifier: Arc<dyn Notifier>,
+                    rate_limit: RateLimit,
+                    digest_threshold: Option<usize>| {
         out.push(Integration {
             key,
             notifier,
             rate_limit,
+            digest_threshold: digest_threshold.unwrap_or(DEFAULT_DIGEST_THRESHOLD),
         })
     };
     for r in &cfg.receivers {
@@ -272,6 +279,7 @@ pub fn build_notifiers(
                 worker_key(name, "email", i),
                 Arc::new(n),
                 c.rate_limit.unwrap_or(email::DEFAULT_RATE_LIMIT),
+                c.digest_threshold,
             );
         }
         for (i, c) in r.slack_configs.iter().enumerate() {
@@ -281,6 +289,7 @@ pub fn build_notifiers(
                 worker_key(name, "slack", i),
                 Arc::new(n),
                 c.rate_limit.unwrap_or(slack::DEFAULT_RATE_LIMIT),
+                c.digest_threshold,
             );
         }
         for (i, c) in r.webhook_configs.iter().enumerate() {
@@ -290,6 +299,7 @@ pub fn build_notifiers(
                 worker_key(name, "webhook", i),
                 Arc::new(n),
                 c.rate_limit.unwrap_or(webhook::DEFAULT_RATE_LIMIT),
+                Some(c.digest_threshold.unwrap_or(0)),
             );
         }
         for (i, c) in r.log_configs.iter().enumerate() {
@@ -298,6 +308,57 @@ pub fn build_notifiers(
                 worker_key(name, "log", i),
                 Arc::new(n),
                 c.rate_limit.unwrap_or(log::DEFAULT_RATE_LIMIT),
+                c.digest_threshold,
+            );
+        }
+        for (i, c) in r.msteamsv2_configs.iter().enumerate() {
+            let n = msteamsv2::MsTeamsV2Notifier::new(c, templates.clone())
+                .map_err(|e| format!("receiver {name:?} msteamsv2_configs[{i}]: {e}"))?;
+            push(
+                worker_key(name, "msteamsv2", i),
+                Arc::new(n),
+                c.rate_limit.unwrap_or(msteamsv2::DEFAULT_RATE_LIMIT),
+                c.digest_threshold,
+            );
+        }
+        for (i, c) in r.msteams_configs.iter().enumerate() {
+            let n = msteams::MsTeamsNotifier::new(c, templates.clone())
+                .map_err(|e| format!("receiver {name:?} msteams_configs[{i}]: {e}"))?;
+            push(
+                worker_key(name, "msteams", i),
+                Arc::new(n),
+                c.rate_limit.unwrap_or(msteams::DEFAULT_RATE_LIMIT),
+                c.digest_threshold,
+            );
+        }
+        for (i, c) in r.webex_configs.iter().enumerate() {
+            let n = webex::WebexNotifier::new(c, templates.clone())
+                .map_err(|e| format!("receiver {name:?} webex_configs[{i}]: {e}"))?;
+            push(
+                worker_key(name, "webex", i),
+                Arc::new(n),
+                c.rate_limit.unwrap_or(webex::DEFAULT_RATE_LIMIT),
+                c.digest_threshold,
+            );
+        }
+        for (i, c) in r.telegram_configs.iter().enumerate() {
+            let n = telegram::TelegramNotifier::new(c, templates.clone())
+                .map_err(|e| format!("receiver {name:?} telegram_configs[{i}]: {e}"))?;
+            push(
+                worker_key(name, "telegram", i),
+                Arc::new(n),
+                c.rate_limit.unwrap_or(telegram::DEFAULT_RATE_LIMIT),
+                c.digest_threshold,
+            );
+        }
+        for (i, c) in r.rocketchat_configs.iter().enumerate() {
+            let n = rocketchat::RocketchatNotifier::new(c, templates.clone())
+                .map_err(|e| format!("receiver {name:?} rocketchat_configs[{i}]: {e}"))?;
+            push(
+                worker_key(name, "rocketchat", i),
+                Arc::new(n),
+                c.rate_limit.unwrap_or(rocketchat::DEFAULT_RATE_LIMIT),
+                c.digest_threshold,
             );
         }
     }

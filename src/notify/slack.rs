@@ -55,7 +55,6 @@ pub struct SlackNotifier {
     title_link: Option<String>,
     text: Option<String>,
     send_resolved: bool,
-    digest_threshold: usize,
 }
 
 /// The webhook body (the documented subset of `chat.postMessage` fields).
@@ -108,9 +107,6 @@ impl SlackNotifier {
             title_link: non_empty(&c.title_link),
             text: non_empty(&c.text),
             send_resolved: c.send_resolved,
-            digest_threshold: c
-                .digest_threshold
-                .unwrap_or(super::DEFAULT_DIGEST_THRESHOLD),
         })
     }
 
@@ -171,10 +167,6 @@ impl Notifier for SlackNotifier {
 
     fn send_resolved(&self) -> bool {
         self.send_resolved
-    }
-
-    fn digest_threshold(&self) -> usize {
-        self.digest_threshold
     }
 
     fn send<'a>(

@@ -25,7 +25,6 @@ pub struct WebhookNotifier {
     client: HttpClient,
     max_alerts: usize,
     send_resolved: bool,
-    digest_threshold: usize,
 }
 
 impl WebhookNotifier {
@@ -40,7 +39,6 @@ impl WebhookNotifier {
             client: HttpClient::new(&c.http_config, c.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0))?,
             max_alerts: c.max_alerts,
             send_resolved: c.send_resolved,
-            digest_threshold: c.digest_threshold.unwrap_or(0),
         })
     }
 }
@@ -61,10 +59,6 @@ impl Notifier for WebhookNotifier {
 
     fn send_resolved(&self) -> bool {
         self.send_resolved
-    }
-
-    fn digest_threshold(&self) -> usize {
-        self.digest_threshold
     }
 
     fn send<'a>(

@@ -96,6 +96,7 @@ impl Queued {
 pub(crate) struct Settings {
     pub notifier: Arc<dyn Notifier>,
     pub rate_limit: RateLimit,
+    pub digest_threshold: usize,
     pub delivery: DeliveryConfig,
 }
 
@@ -366,7 +367,7 @@ impl Worker {
     /// merged into it ("carried by digest N"), and the digest lists them, so nothing is
     /// dropped and the admin API shows which digest carried which notification.
     fn digest_storm(&mut self, labels: &Vec<(&'static str, String)>) {
-        let threshold = self.current.notifier.digest_threshold();
+        let threshold = self.current.digest_threshold;
         let waiting = self.queue.iter().filter(|q| q.eligible()).count();
         if threshold == 0 || waiting <= threshold {
             return;

@@ -4,6 +4,7 @@
 use crate::duration::AmDuration;
 use crate::matcher::{parse_matchers, MatchType, Matcher};
 use crate::notify::http_config::HttpConfig;
+pub use crate::notify::slack::SlackConfig;
 use crate::secret::Secret;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_saphyr::Spanned;
@@ -214,6 +215,15 @@ pub struct GlobalConfig {
     pub slack_api_url_file: Option<PathBuf>,
     #[serde(default)]
     pub webex_api_url: Option<String>,
+    /// Bot token for every `slack_configs` entry without `api_url`, `app_token` or
+    /// credentials of its own (posted to `slack_app_url`).
+    #[serde(default)]
+    pub slack_app_token: Option<Secret>,
+    #[serde(default)]
+    pub slack_app_token_file: Option<PathBuf>,
+    /// Default `https://slack.com/api/chat.postMessage`.
+    #[serde(default)]
+    pub slack_app_url: Option<String>,
 }
 
 fn default_resolve_timeout() -> AmDuration {
@@ -234,6 +244,9 @@ impl Default for GlobalConfig {
             slack_api_url: None,
             slack_api_url_file: None,
             webex_api_url: None,
+            slack_app_token: None,
+            slack_app_token_file: None,
+            slack_app_url: None,
         }
     }
 }
@@ -410,41 +423,6 @@ pub struct EmailConfig {
     pub subject: Option<String>,
     #[serde(default)]
     pub html: Option<String>,
-    #[serde(default)]
-    pub text: Option<String>,
-    #[serde(default)]
-    pub send_resolved: bool,
-    #[serde(default)]
-    pub timeout: Option<AmDuration>,
-    #[serde(default)]
-    pub rate_limit: Option<RateLimit>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct SlackConfig {
-    /// Storm digest: more than this many groups waiting for the rate limiter go out as one
-    /// message (0 = never).
-    #[serde(default)]
-    pub digest_threshold: Option<usize>,
-    #[serde(default)]
-    pub http_config: HttpConfig,
-    #[serde(default)]
-    pub api_url: Option<Secret>,
-    #[serde(default)]
-    pub api_url_file: Option<PathBuf>,
-    #[serde(default)]
-    pub channel: Option<String>,
-    #[serde(default)]
-    pub username: Option<String>,
-    #[serde(default)]
-    pub icon_emoji: Option<String>,
-    #[serde(default)]
-    pub icon_url: Option<String>,
-    #[serde(default)]
-    pub title: Option<String>,
-    #[serde(default)]
-    pub title_link: Option<String>,
     #[serde(default)]
     pub text: Option<String>,
     #[serde(default)]
@@ -642,6 +620,27 @@ impl Config {
         if let Some(p) = g.slack_api_url_file.take() {
             g.slack_api_url = Some(read(&p, "global.slack_api_url_file")?);
         }
+        if let Some(p) = g.slack_app_token_file.take() {
+            if g.slack_app_token.is_some() {
+                return Err((
+                    None,
+                    "global: set only one of slack_app_token and slack_app_token_file".into(),
+                ));
+            }
+            g.slack_app_token = Some(read(&p, "global.slack_app_token_file")?);
+        }
+        if let Some(u) = &g.slack_app_url {
+            check_url(u).map_err(|m| (None, format!("global.slack_app_url: {m}")))?;
+        }
+        if let (Some(_), Some(u)) = (&g.slack_app_token, &g.slack_api_url) {
+            let app_url = g
+                .slack_app_url
+                .as_deref()
+                .unwrap_or(crate::notify::slack::DEFAULT_APP_URL);
+            if u.expose() != app_url {
+                return Err((None, "global: slack_app_token goes with slack_app_url; slack_api_url may only be set too when it is that same URL".into()));
+            }
+        }
         let g = self.global.clone();
 
         // Receivers: unique names, one resolved set of settings per integration.
@@ -706,27 +705,8 @@ impl Config {
                 }
             }
             for (i, s) in r.slack_configs.iter_mut().enumerate() {
-                let c = |m: String| ctx(i, "slack_configs", m);
-                s.http_config.resolve(base).map_err(c)?;
-                if let Some(p) = s.api_url_file.take() {
-                    s.api_url = Some(read(&p, "slack_configs.api_url_file").map_err(|x| c(x.1))?);
-                }
-                s.api_url = s.api_url.take().or_else(|| g.slack_api_url.clone());
-                match &s.api_url {
-                    Some(u) => check_url(u.expose()).map_err(|m| c(format!("api_url: {m}")))?,
-                    None => {
-                        return Err(c(
-                            "api_url: required (api_url, api_url_file or global.slack_api_url)"
-                                .into(),
-                        ))
-                    }
-                }
-                for t in [&s.title, &s.text, &s.title_link].into_iter().flatten() {
-                    check_template(t).map_err(c)?;
-                }
-                if let Some(rl) = &s.rate_limit {
-                    check_rate_limit(rl).map_err(c)?;
-                }
+                s.validate(base, &g)
+                    .map_err(|m| ctx(i, "slack_configs", m))?;
             }
             for (i, w) in r.webhook_configs.iter_mut().enumerate() {
                 let c = |m: String| ctx(i, "webhook_configs", m);
@@ -961,7 +941,7 @@ mod tests {
     fn defaults_follow_alertmanager() {
         let c = load("route:\n  receiver: x\nreceivers:\n  - name: x\n    webhook_configs: [{url: 'http://h/x'}]\n    slack_configs: [{api_url: 'https://hooks.slack.test/x'}]\n").unwrap();
         assert!(c.receivers[0].webhook_configs[0].send_resolved);
-        assert!(!c.receivers[0].slack_configs[0].send_resolved);
+        assert_eq!(c.receivers[0].slack_configs[0].send_resolved, Some(false));
         assert_eq!(c.global.resolve_timeout, AmDuration::from_secs(300));
         assert_eq!(c.storage.retention, AmDuration::from_secs(120 * 3600));
         assert_eq!(c.ingest.max_body_bytes, 4 * 1024 * 1024);

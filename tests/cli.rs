@@ -30,6 +30,7 @@ fn shipped_configs_are_valid() {
             "ingest-token",
             "smtp-password",
             "slack-payments-url",
+            "slack-bot-token",
         ] {
             let v = if secret.ends_with("url") {
                 "https://hooks.slack.test/services/T/B/Y"

@@ -1,7 +1,7 @@
 //! HTTP plumbing shared by the HTTP integrations (webhook, Slack): sending with the
 //! integration's [`HttpClient`] (built from its `http_config`), and the classification of
-//! answers into success, retryable and permanent failures. Destination URLs are secrets, so they never appear in an error
-//! message.
+//! answers into success, retryable and permanent failures. Destination URLs are secrets,
+//! so they never appear in an error message.
 
 use super::http_config::HttpClient;
 use super::{FailureReason, NotifyError};
@@ -72,10 +72,40 @@ pub(crate) async fn post_json<T: Serialize + ?Sized>(
     url: &Secret,
     body: &T,
 ) -> Result<HttpReply, NotifyError> {
+    let reply = post_json_raw(client, url, body, "application/json").await?;
+    classify(reply.status, reply.retry_after, &reply.body, url)?;
+    Ok(HttpReply {
+        status: reply.status,
+        body: reply.body,
+    })
+}
+
+/// Any answer (2xx or not), for APIs whose body says more than the status (Slack's Web
+/// API answers errors with 200 and `{"ok":false}`).
+#[derive(Debug)]
+pub(crate) struct RawReply {
+    pub status: u16,
+    /// `Retry-After`, parsed (see [`parse_retry_after`]).
+    pub retry_after: Option<Duration>,
+    pub body: String,
+}
+
+/// POST `body` as JSON (sent with `content_type`) to the secret `url` and return the
+/// answer unclassified. Only transport failures are errors.
+pub(crate) async fn post_json_raw<T: Serialize + ?Sized>(
+    client: &HttpClient,
+    url: &Secret,
+    body: &T,
+    content_type: &str,
+) -> Result<RawReply, NotifyError> {
+    let bytes = serde_json::to_vec(body).map_err(|e| {
+        NotifyError::permanent(FailureReason::Other, format!("cannot encode the body: {e}"))
+    })?;
     let mut resp = client
         .request(reqwest::Method::POST, url)
         .await?
-        .json(body)
+        .header(reqwest::header::CONTENT_TYPE, content_type)
+        .body(bytes)
         .send()
         .await
         .map_err(|e| transport_error(e, url))?;
@@ -94,8 +124,11 @@ pub(crate) async fn post_json<T: Serialize + ?Sized>(
         }
     }
     let body = String::from_utf8_lossy(&bytes).into_owned();
-    classify(status, retry_after, &body, url)?;
-    Ok(HttpReply { status, body })
+    Ok(RawReply {
+        status,
+        retry_after,
+        body,
+    })
 }
 
 /// Classify an HTTP answer: 2xx success; 429 and 5xx retryable (honouring `retry_after`);

@@ -224,6 +224,10 @@ pub struct GlobalConfig {
     /// Default `https://slack.com/api/chat.postMessage`.
     #[serde(default)]
     pub slack_app_url: Option<String>,
+    #[serde(default)]
+    pub mattermost_webhook_url: Option<Secret>,
+    #[serde(default)]
+    pub mattermost_webhook_url_file: Option<PathBuf>,
 }
 
 fn default_resolve_timeout() -> AmDuration {
@@ -247,6 +251,8 @@ impl Default for GlobalConfig {
             slack_app_token: None,
             slack_app_token_file: None,
             slack_app_url: None,
+            mattermost_webhook_url: None,
+            mattermost_webhook_url_file: None,
         }
     }
 }
@@ -358,6 +364,12 @@ pub struct ReceiverConfig {
     pub telegram_configs: Vec<crate::notify::telegram::TelegramConfig>,
     #[serde(default)]
     pub rocketchat_configs: Vec<crate::notify::rocketchat::RocketchatConfig>,
+    #[serde(default)]
+    pub discord_configs: Vec<crate::notify::discord::DiscordConfig>,
+    #[serde(default)]
+    pub mattermost_configs: Vec<crate::notify::mattermost::MattermostConfig>,
+    #[serde(default)]
+    pub googlechat_configs: Vec<crate::notify::googlechat::GoogleChatConfig>,
 }
 
 impl ReceiverConfig {
@@ -374,6 +386,9 @@ impl ReceiverConfig {
         v.extend((0..self.webex_configs.len()).map(|i| ("webex", i)));
         v.extend((0..self.telegram_configs.len()).map(|i| ("telegram", i)));
         v.extend((0..self.rocketchat_configs.len()).map(|i| ("rocketchat", i)));
+        v.extend((0..self.discord_configs.len()).map(|i| ("discord", i)));
+        v.extend((0..self.mattermost_configs.len()).map(|i| ("mattermost", i)));
+        v.extend((0..self.googlechat_configs.len()).map(|i| ("googlechat", i)));
         v
     }
 }
@@ -433,7 +448,7 @@ pub struct EmailConfig {
     pub rate_limit: Option<RateLimit>,
 }
 
-fn yes() -> bool {
+pub(crate) fn yes() -> bool {
     true
 }
 
@@ -641,6 +656,13 @@ impl Config {
                 return Err((None, "global: slack_app_token goes with slack_app_url; slack_api_url may only be set too when it is that same URL".into()));
             }
         }
+        secret_or_file(
+            &mut g.mattermost_webhook_url,
+            &mut g.mattermost_webhook_url_file,
+            base,
+            "global.mattermost_webhook_url",
+        )
+        .map_err(|m| (None, m))?;
         let g = self.global.clone();
 
         // Receivers: unique names, one resolved set of settings per integration.
@@ -753,6 +775,18 @@ impl Config {
                 x.validate(base, &g)
                     .map_err(|m| ctx(i, "rocketchat_configs", m))?;
             }
+            for (i, x) in r.discord_configs.iter_mut().enumerate() {
+                x.validate(base, &g)
+                    .map_err(|m| ctx(i, "discord_configs", m))?;
+            }
+            for (i, x) in r.mattermost_configs.iter_mut().enumerate() {
+                x.validate(base, &g)
+                    .map_err(|m| ctx(i, "mattermost_configs", m))?;
+            }
+            for (i, x) in r.googlechat_configs.iter_mut().enumerate() {
+                x.validate(base, &g)
+                    .map_err(|m| ctx(i, "googlechat_configs", m))?;
+            }
         }
 
         // Route tree.
@@ -843,6 +877,27 @@ pub fn check_url(u: &str) -> Result<(), String> {
         Ok(_) => Err("must be an http:// or https:// URL with a host".into()),
         Err(e) => Err(format!("not a valid URL ({e})")),
     }
+}
+
+/// Resolve a secret given either inline (`key`) or in a file (`key_file`, read and trimmed,
+/// relative to `base`): at most one of the two; `value` holds the secret afterwards.
+pub fn secret_or_file(
+    value: &mut Option<Secret>,
+    file: &mut Option<PathBuf>,
+    base: &Path,
+    key: &str,
+) -> Result<(), String> {
+    let Some(p) = file.take() else {
+        return Ok(());
+    };
+    if value.is_some() {
+        return Err(format!("set only one of {key} and {key}_file"));
+    }
+    let full = if p.is_absolute() { p } else { base.join(p) };
+    let s = std::fs::read_to_string(&full)
+        .map_err(|e| format!("{key}_file: cannot read {}: {e}", full.display()))?;
+    *value = Some(Secret::new(s.trim()));
+    Ok(())
 }
 
 /// Split `host:port` (IPv6 as `[::1]:25`).

@@ -296,6 +296,105 @@ pub fn slack_link(url: &str, label: &str) -> String {
     format!("<{url}|{label}>")
 }
 
+/// How a chat platform's markup writes the parts of an alert line (see [`alert_list`]).
+pub struct Markup {
+    /// Escape untrusted text (label values, annotations) so it cannot format, link or ping.
+    pub escape: fn(&str) -> String,
+    /// Emphasise already escaped text.
+    pub bold: fn(&str) -> String,
+    /// A link to `url` labelled `label` (both raw; the function escapes what it needs).
+    pub link: fn(&str, &str) -> String,
+    /// Length as the platform limits it (UTF-16 units, or bytes).
+    pub len: fn(&str) -> usize,
+    pub firing: &'static str,
+    pub resolved: &'static str,
+}
+
+/// One line per alert, firing first, cut with "…and N more alerts" to stay within `max`
+/// (measured with `m.len`). Every part of a line is cut before it is escaped, so a line
+/// stays short whatever the labels hold and is never cut inside an escape or a link.
+pub fn alert_list(msg: &WebhookMessage, max: usize, m: &Markup) -> String {
+    const MORE_RESERVE: usize = 40;
+    let alerts: Vec<&WebhookAlert> = firing_then_resolved(msg).collect();
+    // With several alerts the common labels are already in the title.
+    let skip_common = alerts.len() > 1;
+    let mut out = String::new();
+    let mut len = 0;
+    let mut hidden = msg.truncated_alerts;
+    for (i, a) in alerts.iter().enumerate() {
+        let line = alert_line(a, msg, skip_common, m);
+        let sep = if out.is_empty() { "" } else { "\n" };
+        let later = alerts.len() - i - 1 + msg.truncated_alerts as usize;
+        let reserve = if later > 0 { MORE_RESERVE } else { 0 };
+        let add = (m.len)(sep) + (m.len)(&line);
+        if len + add + reserve > max {
+            hidden += (alerts.len() - i) as u64;
+            break;
+        }
+        len += add;
+        out.push_str(sep);
+        out.push_str(&line);
+    }
+    if hidden > 0 {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        let noun = if hidden == 1 { "alert" } else { "alerts" };
+        out.push_str(&format!("…and {hidden} more {noun}"));
+    }
+    out
+}
+
+/// `icon **Name** · instance=…, job=… — summary [source](url)` in the platform's markup.
+fn alert_line(a: &WebhookAlert, msg: &WebhookMessage, skip_common: bool, m: &Markup) -> String {
+    let esc = |s: &str, max: usize| (m.escape)(&truncate(&one_line(s), max));
+    let icon = match a.status {
+        Status::Firing => m.firing,
+        Status::Resolved => m.resolved,
+    };
+    let mut line = format!("{icon} {}", (m.bold)(&esc(alert_name(a), 100)));
+    let labels: Vec<String> = key_labels(&a.labels)
+        .into_iter()
+        .filter(|(k, v)| !(skip_common && msg.common_labels.get(*k).is_some_and(|c| c == v)))
+        .take(6)
+        .map(|(k, v)| format!("{k}={}", esc(v, 80)))
+        .collect();
+    if !labels.is_empty() {
+        line.push_str(" · ");
+        line.push_str(&labels.join(", "));
+    }
+    if let Some(s) = alert_summary(a) {
+        line.push_str(" — ");
+        line.push_str(&esc(s, 300));
+    }
+    let url = a.generator_url.trim();
+    let is_http = url.starts_with("http://") || url.starts_with("https://");
+    if is_http && url.len() <= 1000 {
+        line.push(' ');
+        line.push_str(&(m.link)(url, "source"));
+    }
+    line
+}
+
+/// Percent-encode the characters that would end a URL early inside chat markup (spaces,
+/// brackets, `<`, `>`, `|`, quotes); the URL keeps its meaning.
+pub fn markup_safe_url(url: &str) -> String {
+    let mut out = String::with_capacity(url.len());
+    for c in url.chars() {
+        match c {
+            ' ' | '(' | ')' | '<' | '>' | '|' | '"' | '[' | ']' | '`' | '\\' => {
+                let mut b = [0; 4];
+                for byte in c.encode_utf8(&mut b).bytes() {
+                    out.push_str(&format!("%{byte:02X}"));
+                }
+            }
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Replace control characters (newlines included) by spaces, so a value stays on its line.
 pub fn one_line(s: &str) -> String {
     s.chars()

@@ -125,3 +125,22 @@ fn version_flag() {
         format!("alert-router {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// An `alertmanager.yml` as kube-prometheus-stack users write it — Discord, Teams
+/// (Workflows), Telegram, Webex and Slack bot-token receivers, Go-template text aside —
+/// passes `check-config` unchanged (every integration is built and rendered).
+#[test]
+fn an_alertmanager_yml_with_chat_receivers_loads_unchanged() {
+    let out = bin()
+        .arg("check-config")
+        .arg("tests/fixtures/alertmanager-receivers.yml")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("SUCCESS"), "{stdout}");
+}

@@ -65,6 +65,17 @@ pub(crate) struct HttpReply {
     pub body: String,
 }
 
+/// Any answer, before classification: for integrations that read a platform's own
+/// signals (a JSON `retry_after`, "unknown message") before [`classify`] decides.
+#[derive(Debug)]
+pub(crate) struct RawReply {
+    pub status: u16,
+    /// The `Retry-After` header, parsed.
+    pub retry_after: Option<Duration>,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
 /// POST `body` as JSON to the secret `url` (with the client's credentials) and classify
 /// the answer.
 pub(crate) async fn post_json<T: Serialize + ?Sized>(
@@ -72,28 +83,39 @@ pub(crate) async fn post_json<T: Serialize + ?Sized>(
     url: &Secret,
     body: &T,
 ) -> Result<HttpReply, NotifyError> {
-    let reply = post_json_raw(client, url, body, "application/json").await?;
-    classify(reply.status, reply.retry_after, &reply.body, url)?;
+    let r = send_json(client, reqwest::Method::POST, url, body).await?;
+    classify(r.status, r.retry_after, &r.body, url)?;
     Ok(HttpReply {
-        status: reply.status,
-        body: reply.body,
+        status: r.status,
+        body: r.body,
     })
 }
 
-/// Any answer (2xx or not), for APIs whose body says more than the status (Slack's Web
-/// API answers errors with 200 and `{"ok":false}`).
-#[derive(Debug)]
-pub(crate) struct RawReply {
-    pub status: u16,
-    /// `Retry-After`, parsed (see [`parse_retry_after`]).
-    pub retry_after: Option<Duration>,
-    pub body: String,
+/// Send `body` as JSON with `method` to the secret `url` and return the answer, whatever
+/// its status; only a request that got no answer is an error.
+pub(crate) async fn send_json<T: Serialize + ?Sized>(
+    client: &HttpClient,
+    method: reqwest::Method,
+    url: &Secret,
+    body: &T,
+) -> Result<RawReply, NotifyError> {
+    send_json_as(client, method, url, body, "application/json").await
 }
 
-/// POST `body` as JSON (sent with `content_type`) to the secret `url` and return the
-/// answer unclassified. Only transport failures are errors.
+/// POST `body` as JSON sent with `content_type` (Slack's Web API wants a charset) and
+/// return the answer unclassified, for APIs whose body says more than the status.
 pub(crate) async fn post_json_raw<T: Serialize + ?Sized>(
     client: &HttpClient,
+    url: &Secret,
+    body: &T,
+    content_type: &str,
+) -> Result<RawReply, NotifyError> {
+    send_json_as(client, reqwest::Method::POST, url, body, content_type).await
+}
+
+async fn send_json_as<T: Serialize + ?Sized>(
+    client: &HttpClient,
+    method: reqwest::Method,
     url: &Secret,
     body: &T,
     content_type: &str,
@@ -102,7 +124,7 @@ pub(crate) async fn post_json_raw<T: Serialize + ?Sized>(
         NotifyError::permanent(FailureReason::Other, format!("cannot encode the body: {e}"))
     })?;
     let mut resp = client
-        .request(reqwest::Method::POST, url)
+        .request(method, url)
         .await?
         .header(reqwest::header::CONTENT_TYPE, content_type)
         .body(bytes)
@@ -110,8 +132,8 @@ pub(crate) async fn post_json_raw<T: Serialize + ?Sized>(
         .await
         .map_err(|e| transport_error(e, url))?;
     let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
+    let headers = resp.headers().clone();
+    let retry_after = headers
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| parse_retry_after(v, OffsetDateTime::now_utc()));
@@ -127,6 +149,7 @@ pub(crate) async fn post_json_raw<T: Serialize + ?Sized>(
     Ok(RawReply {
         status,
         retry_after,
+        headers,
         body,
     })
 }

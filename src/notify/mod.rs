@@ -2,12 +2,15 @@
 //! built from a configuration; [`Hub`] runs one delivery worker per integration instance
 //! (`worker.rs`: rate limit, retry, merge, dead letters).
 
+pub mod discord;
 pub mod email;
+pub mod googlechat;
 pub mod http;
 pub mod http_config;
 mod hub;
 pub mod limiter;
 pub mod log;
+pub mod mattermost;
 pub mod msteams;
 pub mod msteamsv2;
 pub mod rocketchat;
@@ -358,6 +361,36 @@ pub fn build_notifiers(
                 worker_key(name, "rocketchat", i),
                 Arc::new(n),
                 c.rate_limit.unwrap_or(rocketchat::DEFAULT_RATE_LIMIT),
+                c.digest_threshold,
+            );
+        }
+        for (i, c) in r.discord_configs.iter().enumerate() {
+            let n = discord::DiscordNotifier::new(c, templates.clone())
+                .map_err(|e| format!("receiver {name:?} discord_configs[{i}]: {e}"))?;
+            push(
+                worker_key(name, "discord", i),
+                Arc::new(n),
+                c.rate_limit.unwrap_or(discord::DEFAULT_RATE_LIMIT),
+                c.digest_threshold,
+            );
+        }
+        for (i, c) in r.mattermost_configs.iter().enumerate() {
+            let n = mattermost::MattermostNotifier::new(c, templates.clone())
+                .map_err(|e| format!("receiver {name:?} mattermost_configs[{i}]: {e}"))?;
+            push(
+                worker_key(name, "mattermost", i),
+                Arc::new(n),
+                c.rate_limit.unwrap_or(mattermost::DEFAULT_RATE_LIMIT),
+                c.digest_threshold,
+            );
+        }
+        for (i, c) in r.googlechat_configs.iter().enumerate() {
+            let n = googlechat::GoogleChatNotifier::new(c, templates.clone())
+                .map_err(|e| format!("receiver {name:?} googlechat_configs[{i}]: {e}"))?;
+            push(
+                worker_key(name, "googlechat", i),
+                Arc::new(n),
+                c.rate_limit.unwrap_or(googlechat::DEFAULT_RATE_LIMIT),
                 c.digest_threshold,
             );
         }

@@ -482,7 +482,6 @@ pub fn embed_text_len(e: &Embed) -> usize {
 mod tests {
     use super::*;
     use crate::alert::{Fingerprint, LabelSet, WebhookAlert, ZERO_TIME};
-    use crate::store::DeliveryState;
 
     fn alert(labels: &[(&str, &str)], status: Status) -> WebhookAlert {
         let labels: LabelSet = labels
@@ -501,33 +500,7 @@ mod tests {
     }
 
     pub(crate) fn notification(alerts: Vec<WebhookAlert>) -> Notification {
-        let t = crate::alert::now();
-        Notification {
-            id: 1,
-            receiver: "ops".into(),
-            integration: "discord".into(),
-            index: 0,
-            group_key: "{}:{}".into(),
-            state: DeliveryState::Pending,
-            created_at: t,
-            updated_at: t,
-            delivered_at: None,
-            attempts: 0,
-            last_error: None,
-            message_id: "m".into(),
-            in_reply_to: None,
-            references: vec![],
-            test: false,
-            platform_message_id: None,
-            message: WebhookMessage::new(
-                "ops",
-                alerts,
-                LabelSet::new(),
-                "http://router.test",
-                "{}:{}",
-                "first notification",
-            ),
-        }
+        crate::notify::fixtures::notification("discord", alerts)
     }
 
     fn notifier(extra: serde_json::Value) -> DiscordNotifier {

@@ -4,6 +4,8 @@
 
 pub mod discord;
 pub mod email;
+#[cfg(test)]
+mod fixtures;
 pub mod googlechat;
 pub mod http;
 pub mod http_config;

@@ -765,7 +765,6 @@ fn alert_line(a: &WebhookAlert, msg: &WebhookMessage, skip_common: bool) -> Stri
 mod tests {
     use super::*;
     use crate::alert::{Fingerprint, LabelSet, ZERO_TIME};
-    use crate::store::DeliveryState;
 
     fn alert(labels: &[(&str, &str)], status: Status) -> WebhookAlert {
         let labels: LabelSet = labels
@@ -784,33 +783,7 @@ mod tests {
     }
 
     fn notification(alerts: Vec<WebhookAlert>) -> Notification {
-        let t = crate::alert::now();
-        Notification {
-            id: 1,
-            receiver: "ops".into(),
-            integration: "rocketchat".into(),
-            index: 0,
-            group_key: "{}:{}".into(),
-            state: DeliveryState::Pending,
-            created_at: t,
-            updated_at: t,
-            delivered_at: None,
-            attempts: 0,
-            last_error: None,
-            message_id: "m".into(),
-            in_reply_to: None,
-            references: vec![],
-            test: false,
-            platform_message_id: None,
-            message: WebhookMessage::new(
-                "ops",
-                alerts,
-                LabelSet::new(),
-                "http://router.test",
-                "{}:{}",
-                "first notification",
-            ),
-        }
+        crate::notify::fixtures::notification("rocketchat", alerts)
     }
 
     fn config(extra: Value) -> RocketchatConfig {

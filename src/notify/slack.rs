@@ -1242,53 +1242,13 @@ fn alert_line(a: &WebhookAlert, msg: &WebhookMessage, skip_common: bool) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::{Fingerprint, LabelSet, ZERO_TIME};
-    use crate::store::DeliveryState;
 
     fn alert(labels: &[(&str, &str)], status: Status) -> WebhookAlert {
-        let labels: LabelSet = labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        WebhookAlert {
-            status,
-            fingerprint: Fingerprint::of(&labels).to_string(),
-            labels,
-            annotations: [("summary".to_string(), "disk is full".to_string())].into(),
-            starts_at: "2024-05-01T10:00:00Z".into(),
-            ends_at: ZERO_TIME.into(),
-            generator_url: "http://prom.test/graph?g0.expr=up&g0.tab=1".into(),
-        }
+        crate::notify::fixtures::alert(labels, status)
     }
 
     fn notification(alerts: Vec<WebhookAlert>) -> Notification {
-        let t = crate::alert::now();
-        Notification {
-            id: 1,
-            receiver: "ops".into(),
-            integration: "slack".into(),
-            index: 0,
-            group_key: "{}:{}".into(),
-            state: DeliveryState::Pending,
-            created_at: t,
-            updated_at: t,
-            delivered_at: None,
-            attempts: 0,
-            last_error: None,
-            message_id: "m".into(),
-            in_reply_to: None,
-            references: vec![],
-            test: false,
-            platform_message_id: None,
-            message: WebhookMessage::new(
-                "ops",
-                alerts,
-                LabelSet::new(),
-                "http://router.test",
-                "{}:{}",
-                "first notification",
-            ),
-        }
+        crate::notify::fixtures::notification("slack", alerts)
     }
 
     fn notifier(yaml_extra: &[(&str, &str)]) -> SlackNotifier {

@@ -120,23 +120,40 @@ async fn overflow_of_one_group_is_merged_not_dropped() {
         4,
         "the merged message carries the group's current state"
     );
-    let all = app.notifications("").await;
-    let merged = all
-        .iter()
-        .filter(|n| {
-            n["state"] == "merged"
-                && n["last_error"]
-                    .as_str()
-                    .is_some_and(|e| e.starts_with("merged into"))
-        })
-        .count();
+    // Delivery bookkeeping is recorded after the send without waiting for it: wait for it.
+    let count_merged = |all: &[serde_json::Value]| {
+        all.iter()
+            .filter(|n| {
+                n["state"] == "merged"
+                    && n["last_error"]
+                        .as_str()
+                        .is_some_and(|e| e.starts_with("merged into"))
+            })
+            .count()
+    };
+    let all = wait_for(
+        Duration::from_secs(10),
+        "merged states recorded",
+        || async {
+            let all = app.notifications("").await;
+            (count_merged(&all) >= 2).then_some(all)
+        },
+    )
+    .await;
     assert_eq!(
-        merged, 2,
+        count_merged(&all),
+        2,
         "two queued notifications were merged into the newest: {all:#?}"
     );
     let via_filter = app.notifications("state=merged").await;
     assert_eq!(via_filter.len(), 2);
     // nothing else is pending
-    assert!(app.notifications("state=pending").await.is_empty());
+    wait_for(Duration::from_secs(10), "nothing left pending", || async {
+        app.notifications("state=pending")
+            .await
+            .is_empty()
+            .then_some(())
+    })
+    .await;
     app.stop().await;
 }

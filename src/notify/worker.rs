@@ -91,6 +91,10 @@ impl Queued {
     }
 }
 
+/// Most notifications (of different groups) one worker sends at once, when its rate
+/// limit has that many slots free: a fast destination is not held to one request at a time.
+const MAX_IN_FLIGHT: usize = 16;
+
 /// What a worker delivers with. A reload swaps it in place: the worker keeps its queue and,
 /// unless the rate limit changed, its limiter state (a reload never floods a destination).
 pub(crate) struct Settings {
@@ -209,131 +213,84 @@ impl Worker {
                 self.digest_storm(&labels);
                 lock(&self.status).rate_limited = false;
             }
-            let Some(q) = self.queue.pop_front() else {
-                continue;
-            };
-            let mut n = match self.load(q.id) {
-                Ok(Some(n)) => n,
-                Ok(None) => {
+            // The head of the queue, plus — while the limiter has slots right now — up to
+            // MAX_IN_FLIGHT notifications of other groups, sent concurrently. One per group,
+            // so a group's notifications still go out in order.
+            let mut batch: Vec<(Notification, Option<String>)> = Vec::new();
+            let mut groups: HashSet<String> = HashSet::new();
+            let notifier = self.current.notifier.clone();
+            let edits = notifier.updates_messages();
+            let mut load_failed = false;
+            while let Some(pos) = self
+                .queue
+                .iter()
+                .position(|q| !groups.contains(&q.group_key))
+            {
+                let first = batch.is_empty() && groups.is_empty();
+                if !first && (batch.len() >= MAX_IN_FLIGHT || self.limiter.try_acquire().is_some())
+                {
+                    break;
+                }
+                let Some(q) = self.queue.remove(pos) else {
+                    break;
+                };
+                groups.insert(q.group_key.clone());
+                let mut n = match self.load(q.id) {
+                    Ok(Some(n)) => n,
                     // deleted meanwhile (retention): nothing to deliver
-                    self.publish_depth(&labels);
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::error!(worker = %self.key, id = q.id, error = %e, "cannot read queued notification; retrying");
+                        self.queue.push_front(q);
+                        load_failed = true;
+                        break;
+                    }
+                };
+                // Replayed, merged or finished through the admin API meanwhile.
+                if !n.state.is_open() {
                     continue;
                 }
-                Err(e) => {
-                    tracing::error!(worker = %self.key, id = q.id, error = %e, "cannot read queued notification; retrying");
-                    self.queue.push_front(q);
+                // the stored record may lag behind our own unflushed updates
+                n.attempts = n.attempts.max(q.attempts);
+                let edit = if edits {
+                    self.message_to_edit(&n)
+                } else {
+                    None
+                };
+                batch.push((n, edit));
+            }
+            if batch.is_empty() {
+                self.publish_depth(&labels);
+                if load_failed {
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_secs(1)) => {},
                         _ = self.stop.changed() => return,
                     }
-                    continue;
                 }
-            };
-            // Replayed, merged or finished through the admin API meanwhile.
-            if !n.state.is_open() {
-                self.publish_depth(&labels);
                 continue;
             }
-            // the stored record may lag behind our own unflushed updates
-            n.attempts = n.attempts.max(q.attempts);
             let started = std::time::Instant::now();
-            let notifier = self.current.notifier.clone();
-            let edits = notifier.updates_messages();
-            let edit = if edits {
-                self.message_to_edit(&n)
-            } else {
-                None
-            };
-            let result = notifier.send(&n, edit.as_deref()).await;
-            self.metrics
-                .delivery_latency
-                .get_or_create(&labels)
-                .observe(started.elapsed().as_secs_f64());
-            let t = now();
-            n.attempts += 1;
-            n.updated_at = t;
-            let mut wait = None;
-            let mut commit = Commit::default();
-            match result {
-                Ok(delivered) => {
-                    n.state = DeliveryState::Delivered;
-                    n.delivered_at = Some(t);
-                    n.last_error = None;
-                    n.platform_message_id = delivered.message_id.clone();
-                    let digest = n.message.digest.is_some();
-                    if let (true, false, Some(id)) = (edits, digest, delivered.message_id) {
-                        // Recorded in the same batch as the delivery state.
-                        let r = MessageRef {
-                            root: n.episode_root().to_string(),
-                            id,
-                            updated_at: t,
-                        };
-                        let key = n.message_key();
-                        self.refs.insert(key.clone(), r.clone());
-                        commit.dispatch.push(DispatchOp::PutMessageRef(key, r));
-                    }
-                    self.metrics.notifications_sent.get_or_create(&labels).inc();
-                    let mut s = lock(&self.status);
-                    s.last_success = Some(t);
-                    s.retrying_attempts = 0;
-                }
-                Err(e) => {
-                    let reason = e.reason();
-                    let mut rl = labels.clone();
-                    rl.push(("reason", reason.as_str().to_string()));
-                    self.metrics
-                        .notification_attempts_failed
-                        .get_or_create(&rl)
-                        .inc();
-                    let too_old = t - n.created_at > self.current.delivery.max_age.0;
-                    let msg = e.to_string();
-                    tracing::warn!(worker = %self.key, id = n.id, attempts = n.attempts, error = %msg, "delivery attempt failed");
-                    {
-                        let mut s = lock(&self.status);
-                        s.last_error = Some(msg.clone());
-                        s.last_error_at = Some(t);
-                        s.retrying_attempts = n.attempts;
-                    }
-                    match e {
-                        NotifyError::Retryable { retry_after, .. } if !too_old => {
-                            n.state = DeliveryState::Failed;
-                            n.last_error = Some(msg);
-                            let b = backoff(
-                                n.attempts,
-                                self.current.delivery.backoff_initial.0,
-                                self.current.delivery.backoff_max.0,
-                            );
-                            wait = Some(
-                                retry_after
-                                    .map_or(b, |r| r.max(b.min(r + Duration::from_millis(250)))),
-                            );
-                        }
-                        _ => {
-                            n.state = DeliveryState::Dead;
-                            n.last_error = Some(if too_old {
-                                format!(
-                                    "gave up after {} attempts (max_age {}): {msg}",
-                                    n.attempts, self.current.delivery.max_age
-                                )
-                            } else {
-                                msg
-                            });
-                            self.metrics.notifications_failed.get_or_create(&rl).inc();
-                            tracing::error!(worker = %self.key, id = n.id, "notification moved to dead letters");
-                        }
-                    }
-                }
+            let results = futures::future::join_all(
+                batch
+                    .iter()
+                    .map(|(n, edit)| notifier.send(n, edit.as_deref())),
+            )
+            .await;
+            let elapsed = started.elapsed().as_secs_f64();
+            let mut wait: Option<Duration> = None;
+            let mut retry = Vec::new();
+            for ((n, _), result) in batch.into_iter().zip(results) {
+                self.metrics
+                    .delivery_latency
+                    .get_or_create(&labels)
+                    .observe(elapsed);
+                let (w, again) = self.record(n, result, edits, &labels);
+                wait = wait.max(w);
+                retry.extend(again);
             }
-            commit
-                .dispatch
-                .push(DispatchOp::PutNotification(Box::new(n.clone())));
-            // Recorded without waiting for the flush: a crash before it lands means this
-            // notification is sent again (at-least-once), never lost.
-            if let Err(e) = self.store.commit_nowait(commit) {
-                tracing::error!(worker = %self.key, error = %e, "cannot record delivery state");
-            }
-            if n.state == DeliveryState::Failed {
-                self.queue.push_front(Queued::of(&n));
+            // Retries keep their place at the head, in their original order.
+            for q in retry.into_iter().rev() {
+                self.queue.push_front(q);
             }
             self.publish_depth(&labels);
             if let Some(w) = wait {
@@ -343,6 +300,100 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Record the outcome of one attempt (durably, without waiting for the flush: a crash
+    /// before it lands means the notification is sent again, never lost). Returns how long
+    /// to wait before the next attempt, and the notification to retry, if any.
+    fn record(
+        &mut self,
+        mut n: Notification,
+        result: Result<super::Delivered, NotifyError>,
+        edits: bool,
+        labels: &Vec<(&'static str, String)>,
+    ) -> (Option<Duration>, Option<Queued>) {
+        let t = now();
+        n.attempts += 1;
+        n.updated_at = t;
+        let mut wait = None;
+        let mut commit = Commit::default();
+        match result {
+            Ok(delivered) => {
+                n.state = DeliveryState::Delivered;
+                n.delivered_at = Some(t);
+                n.last_error = None;
+                n.platform_message_id = delivered.message_id.clone();
+                let digest = n.message.digest.is_some();
+                if let (true, false, Some(id)) = (edits, digest, delivered.message_id) {
+                    // Recorded in the same batch as the delivery state.
+                    let r = MessageRef {
+                        root: n.episode_root().to_string(),
+                        id,
+                        updated_at: t,
+                    };
+                    let key = n.message_key();
+                    self.refs.insert(key.clone(), r.clone());
+                    commit.dispatch.push(DispatchOp::PutMessageRef(key, r));
+                }
+                self.metrics.notifications_sent.get_or_create(labels).inc();
+                let mut s = lock(&self.status);
+                s.last_success = Some(t);
+                s.retrying_attempts = 0;
+            }
+            Err(e) => {
+                let reason = e.reason();
+                let mut rl = labels.clone();
+                rl.push(("reason", reason.as_str().to_string()));
+                self.metrics
+                    .notification_attempts_failed
+                    .get_or_create(&rl)
+                    .inc();
+                let too_old = t - n.created_at > self.current.delivery.max_age.0;
+                let msg = e.to_string();
+                tracing::warn!(worker = %self.key, id = n.id, attempts = n.attempts, error = %msg, "delivery attempt failed");
+                {
+                    let mut s = lock(&self.status);
+                    s.last_error = Some(msg.clone());
+                    s.last_error_at = Some(t);
+                    s.retrying_attempts = n.attempts;
+                }
+                match e {
+                    NotifyError::Retryable { retry_after, .. } if !too_old => {
+                        n.state = DeliveryState::Failed;
+                        n.last_error = Some(msg);
+                        let b = backoff(
+                            n.attempts,
+                            self.current.delivery.backoff_initial.0,
+                            self.current.delivery.backoff_max.0,
+                        );
+                        wait = Some(
+                            retry_after.map_or(b, |r| r.max(b.min(r + Duration::from_millis(250)))),
+                        );
+                    }
+                    _ => {
+                        n.state = DeliveryState::Dead;
+                        n.last_error = Some(if too_old {
+                            format!(
+                                "gave up after {} attempts (max_age {}): {msg}",
+                                n.attempts, self.current.delivery.max_age
+                            )
+                        } else {
+                            msg
+                        });
+                        self.metrics.notifications_failed.get_or_create(&rl).inc();
+                        tracing::error!(worker = %self.key, id = n.id, "notification moved to dead letters");
+                    }
+                }
+            }
+        }
+        let again = (n.state == DeliveryState::Failed).then(|| Queued::of(&n));
+        commit
+            .dispatch
+            .push(DispatchOp::PutNotification(Box::new(n)));
+        if let Err(e) = self.store.commit_nowait(commit) {
+            tracing::error!(worker = %self.key, error = %e, "cannot record delivery state");
+        }
+        (wait, again)
     }
 
     fn status_receiver(&self) -> String {

@@ -292,11 +292,14 @@ pub async fn run(source: ConfigSource, shutdown: impl Future<Output = ()>) -> Re
     let running = start(source).await?;
     #[cfg(unix)]
     {
-        let app = running.app.clone();
+        // A weak reference: this task must not keep the app (and its store) alive past
+        // a graceful stop.
+        let app = Arc::downgrade(&running.app);
         if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         {
             tokio::spawn(async move {
                 while hup.recv().await.is_some() {
+                    let Some(app) = app.upgrade() else { return };
                     tracing::info!("SIGHUP: reloading configuration");
                     let _ = app.spawn_reload().await;
                 }

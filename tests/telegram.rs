@@ -160,26 +160,6 @@ async fn mock() -> MockServer {
     MockServer::start(sent(42, -1001), Some(Arc::new(bot_api))).await
 }
 
-/// Restart on the same store. The stopped router's last tasks release the store a moment
-/// after `stop` returns, so opening is retried (`TestApp::start_in` would panic at once).
-async fn restart(dir: tempfile::TempDir, yaml: &str) -> TestApp {
-    let config_path = dir.path().join("alert-router.yml");
-    std::fs::write(&config_path, full_config(dir.path(), yaml, "127.0.0.1:0")).unwrap();
-    let running = wait_for(WAIT, "the store to be released", || async {
-        alert_router::start(alert_router::ConfigSource::File(config_path.clone()))
-            .await
-            .ok()
-    })
-    .await;
-    TestApp {
-        base: format!("http://{}", running.addr),
-        running: Some(running),
-        client: reqwest::Client::new(),
-        dir,
-        config_path,
-    }
-}
-
 async fn fire(app: &TestApp, alerts: Vec<Value>) {
     assert_eq!(
         app.post_json("/webhook", &webhook(alerts)).await.status(),
@@ -383,7 +363,7 @@ async fn update_message_edits_one_message_across_a_restart_and_reposts_when_gone
 
     // Restart on the same store: the group's message is remembered.
     let dir = app.stop().await;
-    let app = restart(dir, &yaml).await;
+    let app = TestApp::start_in(dir, &yaml).await;
     fire(
         &app,
         vec![a("a", "firing"), a("b", "firing"), a("c", "firing")],

@@ -88,32 +88,6 @@ fn calls(m: &MockServer) -> Vec<String> {
         .collect()
 }
 
-/// Start again on the same store and configuration. The stopped router's store may stay
-/// locked for a moment (its background threads end asynchronously), so starting is
-/// retried until the lock is free.
-async fn restart(dir: tempfile::TempDir) -> TestApp {
-    let config_path = dir.path().join("alert-router.yml");
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        match alert_router::start(alert_router::ConfigSource::File(config_path.clone())).await {
-            Ok(running) => {
-                let base = format!("http://{}", running.addr);
-                return TestApp {
-                    running: Some(running),
-                    base,
-                    client: reqwest::Client::new(),
-                    dir,
-                    config_path,
-                };
-            }
-            Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("lock") => {
-                tokio::time::sleep(Duration::from_millis(50)).await
-            }
-            Err(e) => panic!("restart failed: {e}"),
-        }
-    }
-}
-
 fn markdown(r: &Received) -> String {
     r.json()["markdown"].as_str().unwrap().to_string()
 }
@@ -181,7 +155,7 @@ async fn edits_one_message_across_a_restart() {
 
     // Restart on the same store: the message id survives.
     let dir = app.stop().await;
-    let app = restart(dir).await;
+    let app = TestApp::start_in(dir, &yaml).await;
     webex.push(message("MSG-1"));
     fire(
         &app,

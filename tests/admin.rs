@@ -134,10 +134,18 @@ async fn receivers_view_and_test_notification() {
         !everything.contains("secret-path-token"),
         "destination URL leaked: {everything}"
     );
-    let n = app
-        .get_json("/admin/v1/notifications?state=delivered")
-        .await;
-    let id = n[0]["id"].as_u64().unwrap();
+    // The delivery state is recorded after the send without waiting for it.
+    let id = wait_for(
+        Duration::from_secs(10),
+        "the delivered state recorded",
+        || async {
+            app.get_json("/admin/v1/notifications?state=delivered")
+                .await
+                .get(0)
+                .and_then(|n| n["id"].as_u64())
+        },
+    )
+    .await;
     assert_eq!(
         app.get_json(&format!("/admin/v1/notifications/{id}")).await["state"],
         "delivered"

@@ -545,9 +545,6 @@ impl Store {
 /// Most jobs applied with one flush.
 const MAX_BATCH: usize = 4096;
 
-/// How long the writer waits for more when only unawaited jobs are queued.
-const NOWAIT_LINGER: std::time::Duration = std::time::Duration::from_millis(5);
-
 fn writer_loop(
     db: sled::Db,
     alerts: sled::Tree,
@@ -562,25 +559,6 @@ fn writer_loop(
             match rx.try_recv() {
                 Ok(j) => jobs.push(j),
                 Err(_) => break,
-            }
-        }
-        // Nobody waits for these (delivery bookkeeping): linger a little so that a steady
-        // stream of them shares one flush instead of paying one each. A job somebody
-        // waits for ends the linger at once.
-        if jobs.iter().all(|j| j.reply.is_closed()) {
-            let until = std::time::Instant::now() + NOWAIT_LINGER;
-            while jobs.len() < MAX_BATCH {
-                let left = until.saturating_duration_since(std::time::Instant::now());
-                match rx.recv_timeout(left) {
-                    Ok(j) => {
-                        let waited_for = !j.reply.is_closed();
-                        jobs.push(j);
-                        if waited_for {
-                            break;
-                        }
-                    }
-                    Err(_) => break,
-                }
             }
         }
         // Only ingest counts toward the overload limit (see `Store::ingest`); count before

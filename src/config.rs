@@ -71,9 +71,14 @@ pub struct StorageConfig {
     /// Resolved alerts, delivered notifications and dead letters are kept this long.
     #[serde(default = "default_retention")]
     pub retention: AmDuration,
-    /// sled page cache; sled treats it as a soft limit.
+    /// sled page cache; sled treats it as a soft limit. Alerts are held in memory anyway
+    /// (the live map), so the cache serves only the notification log and outbox.
     #[serde(default = "default_cache_mb")]
     pub cache_capacity_mb: u64,
+    /// The alert log is checkpointed once it holds this many bytes (or half the live alert
+    /// data, if that is more). Smaller = faster restarts, more background writing.
+    #[serde(default = "default_checkpoint_bytes")]
+    pub checkpoint_min_bytes: u64,
 }
 
 fn default_storage_path() -> PathBuf {
@@ -83,7 +88,10 @@ fn default_retention() -> AmDuration {
     AmDuration::from_secs(120 * 3600)
 }
 fn default_cache_mb() -> u64 {
-    256
+    64
+}
+fn default_checkpoint_bytes() -> u64 {
+    crate::store::alertlog::MIN_CHECKPOINT_BYTES
 }
 
 impl Default for StorageConfig {
@@ -92,6 +100,7 @@ impl Default for StorageConfig {
             path: default_storage_path(),
             retention: default_retention(),
             cache_capacity_mb: default_cache_mb(),
+            checkpoint_min_bytes: default_checkpoint_bytes(),
         }
     }
 }
@@ -587,6 +596,12 @@ impl Config {
         })?;
         if let Some(u) = &self.external_url {
             check_url(u).map_err(|m| (None, format!("external_url: {m}")))?;
+        }
+        if self.storage.checkpoint_min_bytes < 4096 {
+            return Err((
+                None,
+                "storage.checkpoint_min_bytes: must be at least 4096".into(),
+            ));
         }
         if self.storage.retention.0.is_zero() {
             return Err((None, "storage.retention: must be greater than 0".into()));

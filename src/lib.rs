@@ -222,6 +222,7 @@ pub async fn start(source: ConfigSource) -> Result<Running, AppError> {
         &cfg.storage.path,
         cfg.storage.cache_capacity_mb,
         cfg.ingest.max_pending_alerts,
+        cfg.storage.checkpoint_min_bytes,
     )
     .map_err(|err| AppError::Store {
         path: cfg.storage.path.display().to_string(),

@@ -15,7 +15,8 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::notify::Hub;
 use crate::route::Route;
-use crate::store::{keys, Commit, DispatchOp, GroupState, NflogEntry, Notification, Store};
+use crate::store::record::AlertRecord;
+use crate::store::{keys, Commit, DispatchOp, GroupState, Merged, NflogEntry, Notification, Store};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -103,9 +104,22 @@ struct Group {
     route_id: String,
     group_interval: Duration,
     repeat_interval: Duration,
-    alerts: BTreeMap<Fingerprint, Alert>,
+    alerts: BTreeMap<Fingerprint, Member>,
     next_flush: OffsetDateTime,
     last_flush: Option<OffsetDateTime>,
+}
+
+/// An alert in a group: the store's shared record (decoded only when the group flushes)
+/// and its end time (what the gauges and views count by).
+struct Member {
+    record: AlertRecord,
+    ends_at: Option<OffsetDateTime>,
+}
+
+impl Member {
+    fn resolved_at(&self, t: OffsetDateTime) -> bool {
+        self.ends_at.is_some_and(|e| e <= t)
+    }
 }
 
 /// What the admin API shows about a group.
@@ -127,7 +141,7 @@ pub struct GroupView {
 }
 
 enum Msg {
-    Alerts(Vec<Alert>),
+    Alerts(Vec<Merged>),
     Reload(Arc<Routing>, oneshot::Sender<()>),
     Groups(oneshot::Sender<Vec<GroupView>>),
 }
@@ -141,7 +155,7 @@ pub struct DispatcherHandle {
 
 impl DispatcherHandle {
     /// Feed durably stored alerts.
-    pub fn alerts(&self, alerts: Vec<Alert>) {
+    pub fn alerts(&self, alerts: Vec<Merged>) {
         let _ = self.tx.send(Msg::Alerts(alerts));
     }
 
@@ -217,14 +231,26 @@ impl Dispatcher {
         self.timers.clear();
         let store = self.store.clone();
         // A whole-tree scan: off the async runtime.
-        let alerts = tokio::task::spawn_blocking(move || store.all_alerts())
-            .await
-            .map_err(|e| crate::store::StoreError::Failed(e.to_string()))??;
+        let alerts = tokio::task::spawn_blocking(move || {
+            store
+                .alert_records()
+                .into_iter()
+                .filter_map(|record| match record.decode() {
+                    Ok(alert) => Some(Merged { alert, record }),
+                    Err(e) => {
+                        tracing::error!(fingerprint = %record.fingerprint(), error = %e, "unreadable alert record skipped");
+                        None
+                    }
+                })
+                .collect::<Vec<Merged>>()
+        })
+        .await
+        .map_err(|e| crate::store::StoreError::Failed(e.to_string()))?;
         let t = now();
-        let (resolved, firing): (Vec<Alert>, Vec<Alert>) =
-            alerts.into_iter().partition(|a| a.resolved_at(t));
-        for a in firing.into_iter().chain(resolved) {
-            self.insert(a, true);
+        let (resolved, firing): (Vec<Merged>, Vec<Merged>) =
+            alerts.into_iter().partition(|m| m.alert.resolved_at(t));
+        for m in firing.into_iter().chain(resolved) {
+            self.insert(&m.alert, m.record, true);
         }
         self.update_gauges();
         tracing::info!(
@@ -281,8 +307,8 @@ impl Dispatcher {
                 msg = self.rx.recv() => match msg {
                     None => return,
                     Some(Msg::Alerts(alerts)) => {
-                        for a in alerts {
-                            self.insert(a, false);
+                        for m in alerts {
+                            self.insert(&m.alert, m.record, false);
                         }
                         self.gauges_dirty = true;
                     }
@@ -313,16 +339,16 @@ impl Dispatcher {
     /// a notification for it: it ended after the group's last flush — or, for a group not
     /// flushed yet in this episode, after the episode's first firing alert arrived.
     /// Anything older was notified (and purged) already, so it is not announced again.
-    fn insert(&mut self, a: Alert, from_store: bool) {
+    fn insert(&mut self, a: &Alert, record: AlertRecord, from_store: bool) {
         let routing = self.routing.clone();
         let t = now();
         let resolved = a.resolved_at(t);
-        for route in routing.routes_for(&a) {
+        for route in routing.routes_for(a) {
             let labels = route.group_labels(&a.labels);
             let id = route.group_id(&labels);
             if resolved {
                 let owed = if from_store {
-                    self.owes(&id, &a, t)
+                    self.owes(&id, a, t)
                 } else {
                     self.groups.contains_key(&id)
                 };
@@ -361,7 +387,13 @@ impl Dispatcher {
                 self.groups.insert(id.clone(), g);
             }
             if let Some(g) = self.groups.get_mut(&id) {
-                g.alerts.insert(a.fingerprint, a.clone());
+                g.alerts.insert(
+                    a.fingerprint,
+                    Member {
+                        record: record.clone(),
+                        ends_at: a.ends_at,
+                    },
+                );
             }
         }
     }
@@ -374,7 +406,7 @@ impl Dispatcher {
                 .alerts
                 .values()
                 .filter(|x| !x.resolved_at(t))
-                .map(|x| x.received_at)
+                .filter_map(|x| x.record.header().ok().map(|h| h.received_at))
                 .min(),
             (None, None) => return false,
         };
@@ -431,7 +463,7 @@ impl Dispatcher {
         }
         let mut commit = Commit::default();
         let mut queued: Vec<Notification> = Vec::new();
-        let mut purges: Vec<(String, Vec<(Fingerprint, OffsetDateTime)>)> = Vec::new();
+        let mut purges: Vec<(String, Vec<(Fingerprint, AlertRecord)>)> = Vec::new();
         let routing = self.routing.clone();
         for entry in &due {
             self.timers.remove(entry);
@@ -475,8 +507,9 @@ impl Dispatcher {
             let Some(g) = self.groups.get_mut(&id) else {
                 continue;
             };
-            for (fp, updated) in purge {
-                if g.alerts.get(&fp).is_some_and(|a| a.updated_at == updated) {
+            for (fp, record) in purge {
+                // Only if no newer report replaced it meanwhile.
+                if g.alerts.get(&fp).is_some_and(|m| m.record == record) {
                     g.alerts.remove(&fp);
                 }
             }
@@ -504,8 +537,16 @@ fn flush_group(
     t: OffsetDateTime,
     commit: &mut Commit,
     queued: &mut Vec<Notification>,
-) -> Result<Vec<(Fingerprint, OffsetDateTime)>, crate::store::StoreError> {
-    let mut alerts: Vec<&Alert> = g.alerts.values().collect();
+) -> Result<Vec<(Fingerprint, AlertRecord)>, crate::store::StoreError> {
+    let mut alerts: Vec<Alert> = Vec::with_capacity(g.alerts.len());
+    for m in g.alerts.values() {
+        match m.record.decode() {
+            Ok(a) => alerts.push(a),
+            Err(e) => {
+                tracing::error!(group = %g.key, fingerprint = %m.record.fingerprint(), error = %e, "unreadable alert record left out of the notification")
+            }
+        }
+    }
     alerts.sort_by(|a, b| notification_order(&a.labels, &b.labels));
     let firing: BTreeSet<u64> = alerts
         .iter()
@@ -612,11 +653,11 @@ fn flush_group(
     }
     g.last_flush = Some(t);
     g.next_flush = t + time::Duration::try_from(g.group_interval).unwrap_or(time::Duration::MINUTE);
-    let purge: Vec<(Fingerprint, OffsetDateTime)> = g
+    let purge: Vec<(Fingerprint, AlertRecord)> = g
         .alerts
-        .values()
-        .filter(|a| a.resolved_at(t))
-        .map(|a| (a.fingerprint, a.updated_at))
+        .iter()
+        .filter(|(_, m)| m.resolved_at(t))
+        .map(|(fp, m)| (*fp, m.record.clone()))
         .collect();
     if purge.len() == g.alerts.len() {
         commit.dispatch.push(DispatchOp::DelGroup(id.to_string()));

@@ -29,6 +29,8 @@ pub async fn status(State(app): State<Arc<App>>) -> Response {
         "groups": groups.len(),
         "receivers": cfg.receivers.len(),
         "storage_bytes": app.store.disk_size(),
+        "alert_record_bytes": app.store.alert_bytes(),
+        "checkpoints": app.store.checkpoint_stats(),
         "ready": app.is_ready(),
     }))
     .into_response()

@@ -24,10 +24,8 @@ pub fn collect(
 ) -> Result<Commit, StoreError> {
     let cutoff = now - time::Duration::try_from(retention).unwrap_or(time::Duration::days(5));
     let mut c = Commit::default();
-    for a in store.all_alerts()? {
-        if a.ends_at.is_some_and(|e| e < cutoff) {
-            c.delete_alerts.push((a.fingerprint, cutoff));
-        }
+    for fp in store.resolved_before(cutoff) {
+        c.delete_alerts.push((fp, cutoff));
     }
     for n in store.notifications(usize::MAX, |n| !n.state.is_open() && n.updated_at < cutoff)? {
         c.dispatch
@@ -70,7 +68,7 @@ mod tests {
     #[tokio::test]
     async fn collects_only_what_is_past_retention() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 8, 1000).unwrap();
+        let store = Store::open(dir.path(), 8, 1000, 1 << 20).unwrap();
         let now = crate::alert::now();
         let old = now - time::Duration::days(6);
         let msg = WebhookMessage::new(
@@ -148,7 +146,7 @@ mod tests {
     #[tokio::test]
     async fn deletions_are_rechecked_by_the_writer() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 8, 1000).unwrap();
+        let store = Store::open(dir.path(), 8, 1000, 1 << 20).unwrap();
         let now = crate::alert::now();
         let old = now - time::Duration::days(6);
         let msg = WebhookMessage::new("r", vec![], LabelSet::new(), "http://x", "g", "r");

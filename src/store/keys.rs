@@ -1,8 +1,13 @@
 //! The one place that knows how records are laid out in sled.
 //!
 //! Trees:
-//! - `meta`: `schema_version` → ASCII decimal.
-//! - `alerts`: fingerprint (u64, big-endian) → [`crate::alert::Alert`] as JSON.
+//! - `meta`: `schema_version` → ASCII decimal; `checkpoint` → generation and last covered
+//!   log sequence number (two u64, big-endian).
+//! - `alertlog`: sequence number (u64, big-endian) → a chunk of alert log entries (see
+//!   [`crate::store::alertlog`]).
+//! - `checkpoint`: generation, chunk index (two u64, big-endian) → a chunk of alert records.
+//! - `alerts` (schema 1 only, migrated and dropped on open): fingerprint (u64, big-endian)
+//!   → [`crate::alert::Alert`] as JSON.
 //! - `dispatch`: everything the dispatcher and the delivery workers must change together,
 //!   in one tree so a single batch is atomic:
 //!   - `g/<group id>` → [`crate::store::GroupState`] (timer deadlines of a group),
@@ -13,11 +18,15 @@
 
 use crate::alert::Fingerprint;
 
-pub const SCHEMA_VERSION: u32 = 1;
+/// 1: alerts as JSON keyed by fingerprint. 2: alert log + checkpoints of binary records.
+pub const SCHEMA_VERSION: u32 = 2;
 pub const SCHEMA_KEY: &[u8] = b"schema_version";
+pub const CHECKPOINT_KEY: &[u8] = b"checkpoint";
 
 pub const TREE_META: &str = "meta";
 pub const TREE_ALERTS: &str = "alerts";
+pub const TREE_ALERT_LOG: &str = "alertlog";
+pub const TREE_CHECKPOINT: &str = "checkpoint";
 pub const TREE_DISPATCH: &str = "dispatch";
 
 pub const GROUP_PREFIX: &[u8] = b"g/";

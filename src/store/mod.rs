@@ -1,4 +1,5 @@
-//! Durable state in sled: alerts, aggregation-group timers, the notification log and the
+//! Durable state in sled: alerts (an in-memory live map behind an append-only log and
+//! checkpoints, see [`alertlog`]), aggregation-group timers, the notification log and the
 //! outbox/history of notifications.
 //!
 //! Every write goes through one writer thread that batches whatever is waiting and then
@@ -6,10 +7,14 @@
 //! a 2xx to a sender or a queued notification survives a crash, while a burst of
 //! concurrent requests shares one flush.
 
+pub mod alertlog;
 pub mod gc;
 pub mod keys;
+pub mod record;
 
-use crate::alert::{Alert, Fingerprint, MergeState, WebhookMessage};
+use crate::alert::{Alert, Fingerprint, WebhookMessage};
+use alertlog::{Chunker, Live, Mark, Trees};
+use record::AlertRecord;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
@@ -232,11 +237,19 @@ pub enum Precondition {
     NotificationClosed(u64),
 }
 
+/// An alert as merged and stored: the decoded alert (for routing) and its shared record
+/// (what aggregation groups keep).
+#[derive(Debug, Clone)]
+pub struct Merged {
+    pub alert: Alert,
+    pub record: AlertRecord,
+}
+
 /// What runs on the writer thread once a commit is durable, in commit order: hands the
 /// merged alerts to the dispatcher or queued notifications to workers. Because it runs
 /// there and not in the request, a client that disconnects cannot separate "stored" from
 /// "forwarded", and forwarding follows the order the store committed.
-pub type AfterCommit = Box<dyn FnOnce(Vec<Alert>) + Send>;
+pub type AfterCommit = Box<dyn FnOnce(Vec<Merged>) + Send>;
 
 /// One unit of work for the writer.
 #[derive(Default)]
@@ -253,7 +266,7 @@ pub struct Commit {
 
 impl Commit {
     /// Run `f` with the merged alerts once this commit is durable (see [`AfterCommit`]).
-    pub fn then(mut self, f: impl FnOnce(Vec<Alert>) + Send + 'static) -> Self {
+    pub fn then(mut self, f: impl FnOnce(Vec<Merged>) + Send + 'static) -> Self {
         self.then = Some(Box::new(f));
         self
     }
@@ -283,11 +296,12 @@ struct Job {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
-    alerts: sled::Tree,
+    live: Arc<Live>,
     dispatch: sled::Tree,
     tx: std::sync::mpsc::Sender<Job>,
     pending_alerts: Arc<AtomicUsize>,
     max_pending_alerts: usize,
+    stats: Arc<alertlog::Stats>,
     /// The writer thread; it ends (closing the database) when the last handle is dropped.
     writer: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
@@ -295,6 +309,13 @@ pub struct Store {
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     // Our own plain data types always serialise.
     serde_json::to_vec(v).unwrap_or_default()
+}
+
+fn record_error(e: record::RecordError) -> StoreError {
+    StoreError::Decode {
+        tree: "alerts",
+        err: e.to_string(),
+    }
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(tree: &'static str, b: &[u8]) -> Result<T, StoreError> {
@@ -310,6 +331,7 @@ impl Store {
         path: &Path,
         cache_mb: u64,
         max_pending_alerts: usize,
+        checkpoint_min_bytes: u64,
     ) -> Result<Store, StoreError> {
         let db = sled::Config::new()
             .path(path)
@@ -317,7 +339,7 @@ impl Store {
             .flush_every_ms(Some(1000))
             .open()?;
         let meta = db.open_tree(keys::TREE_META)?;
-        match meta.get(keys::SCHEMA_KEY)? {
+        let schema = match meta.get(keys::SCHEMA_KEY)? {
             Some(v) => {
                 let found: u32 = std::str::from_utf8(&v)
                     .ok()
@@ -329,6 +351,7 @@ impl Store {
                         known: keys::SCHEMA_VERSION,
                     });
                 }
+                found
             }
             None => {
                 meta.insert(
@@ -336,35 +359,62 @@ impl Store {
                     keys::SCHEMA_VERSION.to_string().as_bytes(),
                 )?;
                 db.flush()?;
+                keys::SCHEMA_VERSION
             }
-        }
-        let alerts = db.open_tree(keys::TREE_ALERTS)?;
+        };
+        let trees = Trees::open(&db)?;
         let dispatch = db.open_tree(keys::TREE_DISPATCH)?;
-        // What merging needs of every stored alert, so the writer never reads alerts back.
-        let mut cache = HashMap::new();
-        for v in alerts.iter().values() {
-            let a: Alert = decode("alerts", &v?)?;
-            cache.insert(a.fingerprint, a.merge_state());
-        }
+        let live = Arc::new(Live::default());
+        let loaded = if schema == 1 {
+            let mark = alertlog::migrate_v1(&trees, &live)?;
+            alertlog::Loaded {
+                mark,
+                next_seq: mark.covers + 1,
+                log_bytes: 0,
+            }
+        } else {
+            alertlog::load(&trees, &live)?
+        };
+        tracing::info!(
+            alerts = live.len(),
+            record_bytes = live.bytes(),
+            checkpoint = loaded.mark.generation,
+            log_bytes = loaded.log_bytes,
+            "alerts loaded"
+        );
+        let stats = Arc::new(alertlog::Stats::default());
+        stats
+            .generation
+            .store(loaded.mark.generation, Ordering::Relaxed);
+        stats.log_bytes.store(loaded.log_bytes, Ordering::Relaxed);
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let pending_alerts = Arc::new(AtomicUsize::new(0));
         let writer = {
-            let db = db.clone();
-            let alerts = alerts.clone();
-            let dispatch = dispatch.clone();
-            let pending = pending_alerts.clone();
+            let w = Writer {
+                trees,
+                dispatch: dispatch.clone(),
+                live: live.clone(),
+                pending: pending_alerts.clone(),
+                seq: loaded.next_seq,
+                log_bytes: loaded.log_bytes,
+                mark: loaded.mark,
+                checkpointer: None,
+                checkpoint_min_bytes,
+                stats: stats.clone(),
+            };
             std::thread::Builder::new()
                 .name("store-writer".into())
-                .spawn(move || writer_loop(db, alerts, dispatch, rx, pending, cache))
+                .spawn(move || w.run(rx))
                 .map_err(|e| StoreError::Sled(sled::Error::Io(e)))?
         };
         Ok(Store {
             db,
-            alerts,
+            live,
             dispatch,
             tx,
             pending_alerts,
             max_pending_alerts,
+            stats,
             writer: Arc::new(std::sync::Mutex::new(Some(writer))),
         })
     }
@@ -413,7 +463,7 @@ impl Store {
     pub async fn ingest(
         &self,
         alerts: Vec<Alert>,
-        then: impl FnOnce(Vec<Alert>) + Send + 'static,
+        then: impl FnOnce(Vec<Merged>) + Send + 'static,
     ) -> Result<(), StoreError> {
         let n = alerts.len();
         let waiting = self.pending_alerts.fetch_add(n, Ordering::AcqRel);
@@ -434,22 +484,56 @@ impl Store {
     }
 
     pub fn alert(&self, fp: Fingerprint) -> Result<Option<Alert>, StoreError> {
-        self.alerts
-            .get(keys::alert(fp))?
-            .map(|v| decode("alerts", &v))
+        self.live
+            .get(fp)
+            .map(|r| r.decode().map_err(record_error))
             .transpose()
     }
 
+    /// Every stored alert, decoded (an unreadable record is logged and skipped).
     pub fn all_alerts(&self) -> Result<Vec<Alert>, StoreError> {
-        self.alerts
+        Ok(self
+            .live
+            .records()
             .iter()
-            .values()
-            .map(|v| decode("alerts", &v?))
+            .filter_map(|r| {
+                r.decode()
+                    .map_err(|e| tracing::error!(fingerprint = %r.fingerprint(), error = %e, "unreadable alert record"))
+                    .ok()
+            })
+            .collect())
+    }
+
+    /// Every stored alert as its shared record.
+    pub fn alert_records(&self) -> Vec<AlertRecord> {
+        self.live.records()
+    }
+
+    /// Fingerprints of alerts resolved before `cutoff` (retention).
+    pub fn resolved_before(&self, cutoff: OffsetDateTime) -> Vec<Fingerprint> {
+        self.live
+            .records()
+            .iter()
+            .filter(|r| {
+                r.header()
+                    .is_ok_and(|h| h.ends_at.is_some_and(|e| e < cutoff))
+            })
+            .map(AlertRecord::fingerprint)
             .collect()
     }
 
     pub fn alert_count(&self) -> usize {
-        self.alerts.len()
+        self.live.len()
+    }
+
+    /// Checkpoint progress (admin status).
+    pub fn checkpoint_stats(&self) -> serde_json::Value {
+        self.stats.json()
+    }
+
+    /// Bytes of alert record data held in memory.
+    pub fn alert_bytes(&self) -> u64 {
+        self.live.bytes()
     }
 
     pub fn group_states(&self) -> Result<HashMap<String, GroupState>, StoreError> {
@@ -545,143 +629,229 @@ impl Store {
 /// Most jobs applied with one flush.
 const MAX_BATCH: usize = 4096;
 
-fn writer_loop(
-    db: sled::Db,
-    alerts: sled::Tree,
+/// The writer thread's state.
+struct Writer {
+    trees: Trees,
     dispatch: sled::Tree,
-    rx: std::sync::mpsc::Receiver<Job>,
+    live: Arc<Live>,
     pending: Arc<AtomicUsize>,
-    mut cache: HashMap<Fingerprint, MergeState>,
-) {
-    while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(j) => jobs.push(j),
-                Err(_) => break,
+    /// Sequence number of the next alert log chunk.
+    seq: u64,
+    /// Log bytes written since the newest checkpoint.
+    log_bytes: u64,
+    mark: Mark,
+    /// A checkpoint running in the background, covering the log up to `.1`.
+    checkpointer: Option<(std::thread::JoinHandle<Result<Mark, StoreError>>, u64)>,
+    checkpoint_min_bytes: u64,
+    stats: Arc<alertlog::Stats>,
+}
+
+impl Writer {
+    fn run(mut self, rx: std::sync::mpsc::Receiver<Job>) {
+        while let Ok(first) = rx.recv() {
+            let mut jobs = vec![first];
+            while jobs.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
+                }
             }
-        }
-        // Only ingest counts toward the overload limit (see `Store::ingest`); count before
-        // `apply` drains the jobs.
-        let n_ingested: usize = jobs
-            .iter()
-            .filter(|j| j.ingest)
-            .map(|j| j.commit.alerts.len())
-            .sum();
-        let result = apply(&db, &alerts, &dispatch, &mut jobs, &mut cache);
-        pending.fetch_sub(n_ingested, Ordering::AcqRel);
-        match result {
-            Ok(outcomes) => {
-                for (mut job, outcome) in jobs.into_iter().zip(outcomes) {
-                    let reply = match outcome {
-                        Ok(merged) => {
-                            if let Some(then) = job.commit.then.take() {
-                                then(merged);
+            // Only ingest counts toward the overload limit (see `Store::ingest`); count
+            // before `apply` drains the jobs.
+            let n_ingested: usize = jobs
+                .iter()
+                .filter(|j| j.ingest)
+                .map(|j| j.commit.alerts.len())
+                .sum();
+            let result = self.apply(&mut jobs);
+            self.pending.fetch_sub(n_ingested, Ordering::AcqRel);
+            match result {
+                Ok(outcomes) => {
+                    for (mut job, outcome) in jobs.into_iter().zip(outcomes) {
+                        let reply = match outcome {
+                            Ok(merged) => {
+                                if let Some(then) = job.commit.then.take() {
+                                    then(merged);
+                                }
+                                Ok(())
                             }
-                            Ok(())
-                        }
-                        Err(e) => Err(e),
-                    };
-                    let _ = job.reply.send(reply);
+                            Err(e) => Err(e),
+                        };
+                        let _ = job.reply.send(reply);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "store commit failed");
+                    let msg = e.to_string();
+                    for job in jobs {
+                        let _ = job.reply.send(Err(StoreError::Failed(msg.clone())));
+                    }
                 }
             }
-            Err(e) => {
-                tracing::error!(error = %e, "store commit failed");
-                let msg = e.to_string();
-                for job in jobs {
-                    let _ = job.reply.send(Err(StoreError::Failed(msg.clone())));
+            self.maybe_checkpoint();
+        }
+        // Closing: let a running checkpoint finish, so the database closes cleanly.
+        if let Some((h, _)) = self.checkpointer.take() {
+            let _ = h.join();
+        }
+    }
+
+    /// Start a background checkpoint when the log has grown enough (and none is running);
+    /// collect a finished one.
+    fn maybe_checkpoint(&mut self) {
+        if let Some((h, _)) = &self.checkpointer {
+            if !h.is_finished() {
+                return;
+            }
+        }
+        if let Some((h, covers)) = self.checkpointer.take() {
+            match h.join() {
+                Ok(Ok(mark)) => {
+                    tracing::debug!(
+                        generation = mark.generation,
+                        covers,
+                        "alert checkpoint written"
+                    );
+                    self.mark = mark;
+                    self.stats.completed.fetch_add(1, Ordering::Relaxed);
+                    self.stats
+                        .generation
+                        .store(mark.generation, Ordering::Relaxed);
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "alert checkpoint failed; the log keeps everything")
+                }
+                Err(_) => {
+                    tracing::error!("alert checkpoint thread panicked; the log keeps everything")
                 }
             }
         }
+        self.stats
+            .log_bytes
+            .store(self.log_bytes, Ordering::Relaxed);
+        let threshold = self.checkpoint_min_bytes.max(self.live.bytes() / 2);
+        if self.log_bytes < threshold {
+            return;
+        }
+        let covers = self.seq - 1;
+        let (trees, live, prev) = (self.trees.clone(), self.live.clone(), self.mark);
+        match std::thread::Builder::new()
+            .name("store-checkpoint".into())
+            .spawn(move || alertlog::checkpoint(&trees, &live, prev, covers))
+        {
+            Ok(h) => {
+                self.checkpointer = Some((h, covers));
+                self.log_bytes = 0;
+            }
+            Err(e) => tracing::error!(error = %e, "cannot start the checkpoint thread"),
+        }
+    }
+
+    /// Apply every job's changes (alert log chunks, one `dispatch` batch), then flush once.
+    /// Returns per job the merged alerts, or why its preconditions failed (nothing of that
+    /// job applied).
+    ///
+    /// Alerts are merged against the live map, which is updated as we go (so several
+    /// reports of one alert in the same batch merge in order). A job with conditions first
+    /// applies what the dispatch batch holds so far, so its reads see every earlier job.
+    fn apply(
+        &mut self,
+        jobs: &mut [Job],
+    ) -> Result<Vec<Result<Vec<Merged>, StoreError>>, StoreError> {
+        let dispatch = &self.dispatch;
+        let live = &self.live;
+        let mut log = Chunker::default();
+        let mut dispatch_batch = sled::Batch::default();
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        for job in jobs.iter_mut() {
+            let c = &mut job.commit;
+            if c.conditional() {
+                dispatch.apply_batch(std::mem::take(&mut dispatch_batch))?;
+                if let Err(e) = check(dispatch, &c.require) {
+                    outcomes.push(Err(e));
+                    continue;
+                }
+            }
+            let mut merged = Vec::with_capacity(c.alerts.len());
+            for mut a in c.alerts.drain(..) {
+                if let Some(old) = live.get(a.fingerprint) {
+                    match old.merge_state() {
+                        Ok(m) => a.merge_onto(&m),
+                        Err(e) => tracing::error!(
+                            fingerprint = %a.fingerprint,
+                            error = %e,
+                            "unreadable stored alert replaced by the new report"
+                        ),
+                    }
+                }
+                let record = AlertRecord::encode(&a);
+                log.put(&record);
+                live.put(record.clone());
+                merged.push(Merged { alert: a, record });
+            }
+            for (fp, cutoff) in c.delete_alerts.drain(..) {
+                let still_old = live.get(fp).is_some_and(|r| {
+                    r.header()
+                        .is_ok_and(|h| h.ends_at.is_some_and(|e| e < cutoff))
+                });
+                if still_old {
+                    live.remove(fp);
+                    log.del(fp);
+                }
+            }
+            for op in c.dispatch.drain(..) {
+                apply_dispatch_op(dispatch, &mut dispatch_batch, op);
+            }
+            outcomes.push(Ok(merged));
+        }
+        let chunks = log.finish();
+        if !chunks.is_empty() {
+            let mut batch = sled::Batch::default();
+            for chunk in chunks {
+                self.log_bytes += chunk.len() as u64;
+                batch.insert(&alertlog::log_key(self.seq), chunk);
+                self.seq += 1;
+            }
+            self.trees.log.apply_batch(batch)?;
+        }
+        dispatch.apply_batch(dispatch_batch)?;
+        self.trees.db.flush()?;
+        Ok(outcomes)
     }
 }
 
-/// Apply every job's changes in two batches (one per tree), then flush once. Returns per
-/// job the merged alerts, or why its preconditions failed (nothing of that job applied).
-///
-/// Alerts are merged against the in-memory `cache` (updated as we go, so several reports
-/// of one alert in the same batch merge in order; sled applies a batch in order, so the
-/// last write of a key wins). A job with conditions first applies what the batch holds so
-/// far, so its reads see every earlier job.
-fn apply(
-    db: &sled::Db,
-    alerts: &sled::Tree,
-    dispatch: &sled::Tree,
-    jobs: &mut [Job],
-    cache: &mut HashMap<Fingerprint, MergeState>,
-) -> Result<Vec<Result<Vec<Alert>, StoreError>>, StoreError> {
-    let mut alert_batch = sled::Batch::default();
-    let mut dispatch_batch = sled::Batch::default();
-    let mut outcomes = Vec::with_capacity(jobs.len());
-    for job in jobs.iter_mut() {
-        let c = &mut job.commit;
-        if c.conditional() {
-            alerts.apply_batch(std::mem::take(&mut alert_batch))?;
-            dispatch.apply_batch(std::mem::take(&mut dispatch_batch))?;
-            if let Err(e) = check(dispatch, &c.require) {
-                outcomes.push(Err(e));
-                continue;
+fn apply_dispatch_op(dispatch: &sled::Tree, batch: &mut sled::Batch, op: DispatchOp) {
+    match op {
+        DispatchOp::PutGroup(id, g) => batch.insert(keys::group(&id), encode(&g)),
+        DispatchOp::DelGroup(id) => batch.remove(keys::group(&id)),
+        DispatchOp::PutNflog(k, e) => batch.insert(k, encode(&e)),
+        DispatchOp::DelNflog(k) => batch.remove(k),
+        DispatchOp::PutNotification(n) => batch.insert(keys::outbox(n.id), encode(&*n)),
+        DispatchOp::DelNotification(id) => batch.remove(keys::outbox(id)),
+        DispatchOp::DelNotificationIfFinishedBefore(id, cutoff) => {
+            let key = keys::outbox(id);
+            let old = read::<Notification>(dispatch, &key, "dispatch/outbox")
+                .is_some_and(|n| !n.state.is_open() && n.updated_at < cutoff);
+            if old {
+                batch.remove(key);
             }
         }
-        let mut merged = Vec::with_capacity(c.alerts.len());
-        for mut a in c.alerts.drain(..) {
-            if let Some(old) = cache.get(&a.fingerprint) {
-                a.merge_onto(old);
-            }
-            cache.insert(a.fingerprint, a.merge_state());
-            alert_batch.insert(&keys::alert(a.fingerprint), encode(&a));
-            merged.push(a);
-        }
-        for (fp, cutoff) in c.delete_alerts.drain(..) {
-            let still_old = cache
-                .get(&fp)
-                .is_some_and(|m| m.ends_at.is_some_and(|e| e < cutoff));
-            if still_old {
-                cache.remove(&fp);
-                alert_batch.remove(&keys::alert(fp));
+        DispatchOp::PutMessageRef(k, m) => batch.insert(k, encode(&m)),
+        DispatchOp::DelMessageRefIfOlder(key, cutoff) => {
+            let old = read::<MessageRef>(dispatch, &key, "dispatch/messages")
+                .is_some_and(|m| m.updated_at < cutoff);
+            if old {
+                batch.remove(key);
             }
         }
-        for op in c.dispatch.drain(..) {
-            match op {
-                DispatchOp::PutGroup(id, g) => dispatch_batch.insert(keys::group(&id), encode(&g)),
-                DispatchOp::DelGroup(id) => dispatch_batch.remove(keys::group(&id)),
-                DispatchOp::PutNflog(k, e) => dispatch_batch.insert(k, encode(&e)),
-                DispatchOp::DelNflog(k) => dispatch_batch.remove(k),
-                DispatchOp::PutNotification(n) => {
-                    dispatch_batch.insert(keys::outbox(n.id), encode(&*n))
-                }
-                DispatchOp::DelNotification(id) => dispatch_batch.remove(keys::outbox(id)),
-                DispatchOp::DelNotificationIfFinishedBefore(id, cutoff) => {
-                    let key = keys::outbox(id);
-                    let old = read::<Notification>(dispatch, &key, "dispatch/outbox")
-                        .is_some_and(|n| !n.state.is_open() && n.updated_at < cutoff);
-                    if old {
-                        dispatch_batch.remove(key);
-                    }
-                }
-                DispatchOp::PutMessageRef(k, m) => dispatch_batch.insert(k, encode(&m)),
-                DispatchOp::DelMessageRefIfOlder(key, cutoff) => {
-                    let old = read::<MessageRef>(dispatch, &key, "dispatch/messages")
-                        .is_some_and(|m| m.updated_at < cutoff);
-                    if old {
-                        dispatch_batch.remove(key);
-                    }
-                }
-                DispatchOp::DelNflogIfExpired(key, t) => {
-                    let expired = read::<NflogEntry>(dispatch, &key, "dispatch/nflog")
-                        .is_some_and(|e| e.expires_at.is_some_and(|x| x < t));
-                    if expired {
-                        dispatch_batch.remove(key);
-                    }
-                }
+        DispatchOp::DelNflogIfExpired(key, t) => {
+            let expired = read::<NflogEntry>(dispatch, &key, "dispatch/nflog")
+                .is_some_and(|e| e.expires_at.is_some_and(|x| x < t));
+            if expired {
+                batch.remove(key);
             }
         }
-        outcomes.push(Ok(merged));
     }
-    alerts.apply_batch(alert_batch)?;
-    dispatch.apply_batch(dispatch_batch)?;
-    db.flush()?;
-    Ok(outcomes)
 }
 
 /// A record as the writer currently sees it; unreadable ones are logged and treated as
@@ -729,17 +899,18 @@ fn check(dispatch: &sled::Tree, require: &[Precondition]) -> Result<(), StoreErr
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::alert::{LabelSet, Targets};
 
-    fn alert(i: u64) -> Alert {
+    /// A firing alert with label `i` and a 100-byte annotation.
+    pub(crate) fn alert(i: u64) -> Alert {
         let t = crate::alert::now();
         let labels: LabelSet = [("i".to_string(), i.to_string())].into();
         Alert {
             fingerprint: Fingerprint::of(&labels),
             labels,
-            annotations: LabelSet::new(),
+            annotations: [("summary".to_string(), "x".repeat(100))].into(),
             starts_at: t,
             ends_at: None,
             generator_url: String::new(),
@@ -758,7 +929,7 @@ mod tests {
     #[tokio::test]
     async fn overload_limit_counts_waiting_alerts_only() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 8, 10).unwrap();
+        let store = Store::open(dir.path(), 8, 10, 1 << 20).unwrap();
         for round in 0..10 {
             let batch: Vec<Alert> = (0..8).map(|i| alert(round * 8 + i)).collect();
             assert!(
@@ -775,14 +946,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let first = alert(1);
         {
-            let store = Store::open(dir.path(), 8, 100).unwrap();
+            let store = Store::open(dir.path(), 8, 100, 1 << 20).unwrap();
             store.ingest(vec![first.clone()], |_| {}).await.unwrap();
             store.flush().unwrap();
         }
         // the writer thread of the first handle releases the lock when it sees the channel close
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let store = loop {
-            match Store::open(dir.path(), 8, 100) {
+            match Store::open(dir.path(), 8, 100, 1 << 20) {
                 Ok(s) => break s,
                 Err(e) if std::time::Instant::now() < deadline => {
                     let _ = e;
@@ -806,10 +977,10 @@ mod tests {
             .unwrap();
         let merged = rx.recv().unwrap();
         assert_eq!(
-            merged[0].starts_at, first.starts_at,
+            merged[0].alert.starts_at, first.starts_at,
             "earliest start kept after reopen"
         );
-        assert_eq!(merged[0].received_at, first.received_at);
+        assert_eq!(merged[0].alert.received_at, first.received_at);
         let stored = store.alert(first.fingerprint).unwrap().unwrap();
         assert_eq!(
             stored.annotations.get("summary").map(String::as_str),

@@ -20,6 +20,7 @@ use crate::store::{keys, Commit, DispatchOp, GroupState, Merged, NflogEntry, Not
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -151,12 +152,23 @@ enum Msg {
 pub struct DispatcherHandle {
     tx: mpsc::UnboundedSender<Msg>,
     alive: watch::Receiver<bool>,
+    backlog: Arc<AtomicUsize>,
 }
 
 impl DispatcherHandle {
     /// Feed durably stored alerts.
     pub fn alerts(&self, alerts: Vec<Merged>) {
-        let _ = self.tx.send(Msg::Alerts(alerts));
+        let n = alerts.len();
+        self.backlog.fetch_add(n, Ordering::AcqRel);
+        if self.tx.send(Msg::Alerts(alerts)).is_err() {
+            self.backlog.fetch_sub(n, Ordering::AcqRel);
+        }
+    }
+
+    /// Stored alerts not grouped yet: ingest refuses work (503) while this is over its
+    /// limit, so a dispatcher falling behind cannot make memory grow without bound.
+    pub fn backlog(&self) -> usize {
+        self.backlog.load(Ordering::Acquire)
     }
 
     /// Swap the routing (config reload); groups are rebuilt from the store.
@@ -182,6 +194,7 @@ impl DispatcherHandle {
 
 pub struct Dispatcher {
     rx: mpsc::UnboundedReceiver<Msg>,
+    backlog: Arc<AtomicUsize>,
     store: Store,
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
@@ -203,8 +216,10 @@ impl Dispatcher {
     ) -> Result<(DispatcherHandle, tokio::task::JoinHandle<()>), crate::store::StoreError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let (alive_tx, alive) = watch::channel(true);
+        let backlog = Arc::new(AtomicUsize::new(0));
         let mut d = Dispatcher {
             rx,
+            backlog: backlog.clone(),
             persisted: store.group_states()?,
             store,
             hub,
@@ -220,7 +235,7 @@ impl Dispatcher {
             d.run().await;
             let _ = alive_tx.send(false);
         });
-        Ok((DispatcherHandle { tx, alive }, join))
+        Ok((DispatcherHandle { tx, alive, backlog }, join))
     }
 
     /// Rebuild every group from the stored alerts (start and reload). Firing alerts go
@@ -232,17 +247,41 @@ impl Dispatcher {
         let store = self.store.clone();
         // A whole-tree scan: off the async runtime.
         let alerts = tokio::task::spawn_blocking(move || {
-            store
-                .alert_records()
-                .into_iter()
-                .filter_map(|record| match record.decode() {
-                    Ok(alert) => Some(Merged { alert, record }),
-                    Err(e) => {
-                        tracing::error!(fingerprint = %record.fingerprint(), error = %e, "unreadable alert record skipped");
-                        None
-                    }
-                })
-                .collect::<Vec<Merged>>()
+            let records = store.alert_records();
+            // decoded on every core (a million alerts take seconds on one)
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let per = records.len().div_ceil(threads).max(1);
+            std::thread::scope(|s| {
+                let parts: Vec<_> = records
+                    .chunks(per)
+                    .map(|part| {
+                        let store = &store;
+                        s.spawn(move || {
+                            part.iter()
+                                .filter_map(|record| match store.decode_for_routing(record) {
+                                    Ok(alert) => Some(Merged {
+                                        alert,
+                                        record: record.clone(),
+                                    }),
+                                    Err(e) => {
+                                        tracing::error!(fingerprint = %record.fingerprint(), error = %e, "unreadable alert record skipped");
+                                        None
+                                    }
+                                })
+                                .collect::<Vec<Merged>>()
+                        })
+                    })
+                    .collect();
+                parts
+                    .into_iter()
+                    .flat_map(|p| {
+                        p.join().unwrap_or_else(|_| {
+                            tracing::error!("a decoding thread panicked; its alerts are not grouped until the next reload");
+                            Vec::new()
+                        })
+                    })
+                    .collect::<Vec<Merged>>()
+            })
         })
         .await
         .map_err(|e| crate::store::StoreError::Failed(e.to_string()))?;
@@ -307,9 +346,11 @@ impl Dispatcher {
                 msg = self.rx.recv() => match msg {
                     None => return,
                     Some(Msg::Alerts(alerts)) => {
+                        let n = alerts.len();
                         for m in alerts {
                             self.insert(&m.alert, m.record, false);
                         }
+                        self.backlog.fetch_sub(n, Ordering::AcqRel);
                         self.gauges_dirty = true;
                     }
                     Some(Msg::Reload(routing, done)) => {
@@ -540,7 +581,7 @@ fn flush_group(
 ) -> Result<Vec<(Fingerprint, AlertRecord)>, crate::store::StoreError> {
     let mut alerts: Vec<Alert> = Vec::with_capacity(g.alerts.len());
     for m in g.alerts.values() {
-        match m.record.decode() {
+        match store.decode(&m.record) {
             Ok(a) => alerts.push(a),
             Err(e) => {
                 tracing::error!(group = %g.key, fingerprint = %m.record.fingerprint(), error = %e, "unreadable alert record left out of the notification")

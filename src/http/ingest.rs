@@ -154,11 +154,15 @@ async fn handle(
         // The writer hands the merged alerts to the dispatcher once they are durable, in
         // commit order, whether or not this client is still waiting for the answer.
         let dispatcher = app.dispatcher.clone();
-        match app
-            .store
-            .ingest(alerts, move |merged| dispatcher.alerts(merged))
-            .await
-        {
+        let backlog = dispatcher.backlog();
+        let stored = if backlog > cfg.ingest.max_pending_alerts {
+            Err(StoreError::Overloaded(backlog))
+        } else {
+            app.store
+                .ingest(alerts, move |merged| dispatcher.alerts(merged))
+                .await
+        };
+        match stored {
             Ok(()) => {}
             Err(StoreError::Overloaded(waiting)) => {
                 app.metrics

@@ -3,35 +3,47 @@
 //! Ingest acknowledges after an *append*: the writer merges each report into the live map
 //! (one [`AlertRecord`] per alert, shared with the aggregation groups) and appends the
 //! merged records to the `alertlog` tree under a monotonic sequence number, a few KiB per
-//! key, flushed once per group commit. Sequential keys cost sled far less than updating
-//! random fingerprint keys.
+//! key, flushed once per group commit together with the `dispatch` tree. Sequential keys
+//! cost sled far less than updating random fingerprint keys. Strings the records intern
+//! are appended as `define` entries before the first record that uses them.
 //!
-//! When the log has grown past half the live data (at least [`MIN_CHECKPOINT_BYTES`]), a
-//! background thread writes the whole live map as a new checkpoint generation (the
-//! `checkpoint` tree), records `(generation, last sequence covered)` in `meta`, then drops
-//! the older generation and the log up to that sequence. Log entries are full alert
-//! states or deletions, so replaying them is idempotent: the checkpoint may even contain
-//! states newer than the sequence it covers, and replaying the tail still ends in the
-//! state of the last entry. A crash at any point of a checkpoint leaves either the old or
-//! the new generation complete, with every log entry after it.
+//! When the log has grown past half the live data (at least `storage.checkpoint_min_bytes`),
+//! a background thread writes the string table and the whole live map to a checkpoint
+//! file (`checkpoints/alerts-<generation>.ckpt` in the store directory: written to a
+//! temporary name, fsynced, renamed), records `(generation, last log sequence covered)` in
+//! `meta`, then deletes the previous file and the log up to that sequence. Log entries are
+//! full alert states, deletions or string definitions, so replaying them is idempotent: the
+//! checkpoint may even contain states newer than the sequence it covers, and replaying the
+//! tail still ends in the state of the last entry. A crash at any point of a checkpoint
+//! leaves the old or the new generation complete, with every log entry after it.
 //!
 //! On open, the newest checkpoint is loaded and the log tail replayed; leftovers of an
 //! interrupted checkpoint are removed. Schema 1 stores (JSON alerts keyed by fingerprint)
 //! are migrated on first open.
 
-use super::record::{put_uvar, AlertRecord, Reader, RecordError};
+use super::record::{put_str, put_uvar, AlertRecord, Interner, Reader, RecordError};
 use super::{keys, StoreError};
 use crate::alert::{Alert, Fingerprint};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::RwLock;
 
-/// Target size of one log or checkpoint value: sled writes a leaf of up to 17 values as one
-/// unit and moves anything over ~128 KiB into a separate blob file, so values stay small.
+/// Target size of one log value: sled writes a leaf of up to 17 values as one unit and
+/// moves anything over ~128 KiB into a separate blob file, so values stay small.
 pub const CHUNK_BYTES: usize = 4096;
+/// Target size of one checkpoint file frame.
+const FILE_CHUNK_BYTES: usize = 64 * 1024;
 /// The log is checkpointed once it holds this much, or half the live data if that is more.
 pub const MIN_CHECKPOINT_BYTES: u64 = 32 * 1024 * 1024;
+
+const PUT: u8 = 1;
+const DEL: u8 = 2;
+const DEFINE: u8 = 3;
+const SHARDS: usize = 16;
+const MAGIC: &[u8] = b"alert-router checkpoint 1\n";
 
 /// What the admin status shows about checkpoints (updated by the writer).
 #[derive(Debug, Default)]
@@ -54,10 +66,6 @@ impl Stats {
     }
 }
 
-const PUT: u8 = 1;
-const DEL: u8 = 2;
-const SHARDS: usize = 16;
-
 /// Fingerprints are already FNV hashes: mix them once instead of SipHashing them again.
 #[derive(Default)]
 pub struct FpHasher(u64);
@@ -78,11 +86,13 @@ impl Hasher for FpHasher {
 
 type FpMap<V> = HashMap<Fingerprint, V, BuildHasherDefault<FpHasher>>;
 
-/// Every stored alert, in memory (sharded so readers never hold up the writer for long).
+/// Every stored alert, in memory (sharded so readers never hold up the writer for long),
+/// and the string table its records use.
 pub struct Live {
     shards: Vec<RwLock<FpMap<AlertRecord>>>,
     count: AtomicUsize,
     bytes: AtomicU64,
+    pub strings: Interner,
 }
 
 impl Default for Live {
@@ -91,6 +101,7 @@ impl Default for Live {
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
             count: AtomicUsize::new(0),
             bytes: AtomicU64::new(0),
+            strings: Interner::default(),
         }
     }
 }
@@ -161,22 +172,28 @@ impl Live {
     }
 }
 
-/// Appends log entries into chunks of about [`CHUNK_BYTES`].
+/// Appends log entries into chunks of about a target size.
 pub struct Chunker {
+    target: usize,
     cur: Vec<u8>,
     done: Vec<Vec<u8>>,
 }
 
 impl Default for Chunker {
     fn default() -> Self {
-        Chunker {
-            cur: Vec::with_capacity(CHUNK_BYTES + 512),
-            done: Vec::new(),
-        }
+        Chunker::with_target(CHUNK_BYTES)
     }
 }
 
 impl Chunker {
+    fn with_target(target: usize) -> Self {
+        Chunker {
+            target,
+            cur: Vec::with_capacity(target + 512),
+            done: Vec::new(),
+        }
+    }
+
     pub fn put(&mut self, r: &AlertRecord) {
         self.cur.push(PUT);
         put_uvar(&mut self.cur, r.len() as u64);
@@ -190,9 +207,20 @@ impl Chunker {
         self.cut();
     }
 
+    /// Persist the string table's entries from id `from` on.
+    pub fn define_since(&mut self, strings: &Interner, from: usize) {
+        for (id, v, under) in strings.since(from) {
+            self.cur.push(DEFINE);
+            put_uvar(&mut self.cur, u64::from(id));
+            put_uvar(&mut self.cur, u64::from(under));
+            put_str(&mut self.cur, &v);
+            self.cut();
+        }
+    }
+
     fn cut(&mut self) {
-        if self.cur.len() >= CHUNK_BYTES {
-            let full = std::mem::replace(&mut self.cur, Vec::with_capacity(CHUNK_BYTES + 512));
+        if self.cur.len() >= self.target {
+            let full = std::mem::replace(&mut self.cur, Vec::with_capacity(self.target + 512));
             self.done.push(full);
         }
     }
@@ -206,51 +234,41 @@ impl Chunker {
     }
 }
 
-/// One entry of a chunk.
-enum Entry {
-    Put(AlertRecord),
-    Del(Fingerprint),
-}
-
-/// Parse a chunk. Records are checked only as far as their header (a full decode of every
-/// alert would dominate start-up); a record that later fails to decode is reported where
-/// it is read.
-fn entries(chunk: &[u8]) -> Result<Vec<Entry>, RecordError> {
+/// Apply one chunk's entries to `live`. Records are checked as far as their header (a full
+/// decode of every alert would dominate start-up); a record that later fails to decode is
+/// reported where it is read.
+fn apply_entries(live: &Live, chunk: &[u8]) -> Result<(), RecordError> {
     let mut r = Reader::over(chunk);
-    let mut out = Vec::new();
     while !r.rest.is_empty() {
         match r.byte()? {
             PUT => {
                 let n = usize::try_from(r.uvar()?).map_err(|_| RecordError("length"))?;
                 let rec = AlertRecord::from_trusted(r.bytes(n)?);
                 rec.header()?;
-                out.push(Entry::Put(rec));
+                live.put(rec);
             }
             DEL => {
                 let mut fp = [0u8; 8];
                 fp.copy_from_slice(r.bytes(8)?);
-                out.push(Entry::Del(Fingerprint(u64::from_le_bytes(fp))));
+                live.remove(Fingerprint(u64::from_le_bytes(fp)));
+            }
+            DEFINE => {
+                let id = u32::try_from(r.uvar()?).map_err(|_| RecordError("string id"))?;
+                let under = u32::try_from(r.uvar()?).map_err(|_| RecordError("string id"))?;
+                let v = r.str()?;
+                live.strings.define(id, v, under)?;
             }
             _ => return Err(RecordError("unknown log entry")),
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 fn apply_chunk(live: &Live, tree: &'static str, chunk: &[u8]) -> Result<(), StoreError> {
-    let parsed = entries(chunk).map_err(|e| StoreError::Decode {
+    apply_entries(live, chunk).map_err(|e| StoreError::Decode {
         tree,
         err: e.to_string(),
-    })?;
-    for e in parsed {
-        match e {
-            Entry::Put(r) => live.put(r),
-            Entry::Del(fp) => {
-                live.remove(fp);
-            }
-        }
-    }
-    Ok(())
+    })
 }
 
 /// Where the newest complete checkpoint is: its generation and the last log sequence
@@ -290,23 +308,41 @@ impl Mark {
     }
 }
 
-/// The trees behind the alert log.
+/// Where the alert log and its checkpoints live.
 #[derive(Clone)]
 pub struct Trees {
     pub db: sled::Db,
     pub meta: sled::Tree,
     pub log: sled::Tree,
-    pub checkpoint: sled::Tree,
+    /// Directory of the checkpoint files.
+    pub dir: PathBuf,
 }
 
 impl Trees {
-    pub fn open(db: &sled::Db) -> Result<Trees, StoreError> {
+    pub fn open(db: &sled::Db, store_dir: &Path) -> Result<Trees, StoreError> {
+        let dir = store_dir.join("checkpoints");
+        std::fs::create_dir_all(&dir).map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
         Ok(Trees {
             db: db.clone(),
             meta: db.open_tree(keys::TREE_META)?,
             log: db.open_tree(keys::TREE_ALERT_LOG)?,
-            checkpoint: db.open_tree(keys::TREE_CHECKPOINT)?,
+            dir,
         })
+    }
+
+    fn file(&self, generation: u64) -> PathBuf {
+        self.dir.join(format!("alerts-{generation:016x}.ckpt"))
+    }
+}
+
+fn io(e: std::io::Error) -> StoreError {
+    StoreError::Sled(sled::Error::Io(e))
+}
+
+fn corrupt(what: String) -> StoreError {
+    StoreError::Decode {
+        tree: "checkpoint",
+        err: what,
     }
 }
 
@@ -323,21 +359,10 @@ pub struct Loaded {
 /// interrupted checkpoint left behind.
 pub fn load(t: &Trees, live: &Live) -> Result<Loaded, StoreError> {
     let mark = Mark::read(&t.meta)?;
-    let gen = mark.generation.to_be_bytes();
-    let mut stale = sled::Batch::default();
-    let mut any_stale = false;
-    for kv in t.checkpoint.iter() {
-        let (k, v) = kv?;
-        if k.starts_with(&gen) && mark.generation > 0 {
-            apply_chunk(live, "checkpoint", &v)?;
-        } else {
-            stale.remove(k);
-            any_stale = true;
-        }
+    if mark.generation > 0 {
+        read_file(&t.file(mark.generation), live)?;
     }
-    if any_stale {
-        t.checkpoint.apply_batch(stale)?;
-    }
+    remove_other_files(t, mark.generation)?;
     let mut next_seq = mark.covers + 1;
     let mut log_bytes = 0u64;
     let mut old = sled::Batch::default();
@@ -360,6 +385,54 @@ pub fn load(t: &Trees, live: &Live) -> Result<Loaded, StoreError> {
     })
 }
 
+/// Delete checkpoint files (and temporaries) of every generation but `keep`.
+fn remove_other_files(t: &Trees, keep: u64) -> Result<(), StoreError> {
+    let keep = t.file(keep);
+    for e in std::fs::read_dir(&t.dir).map_err(io)? {
+        let path = e.map_err(io)?.path();
+        if path != keep {
+            std::fs::remove_file(&path).map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
+fn read_file(path: &Path, live: &Live) -> Result<(), StoreError> {
+    let f = std::fs::File::open(path).map_err(|e| {
+        corrupt(format!(
+            "{}: {e} (the checkpoint the store records is missing)",
+            path.display()
+        ))
+    })?;
+    let mut r = BufReader::with_capacity(1 << 20, f);
+    let mut magic = vec![0u8; MAGIC.len()];
+    r.read_exact(&mut magic).map_err(io)?;
+    if magic != MAGIC {
+        return Err(corrupt(format!(
+            "{}: not a checkpoint file",
+            path.display()
+        )));
+    }
+    let mut buf = Vec::new();
+    loop {
+        let mut head = [0u8; 8];
+        r.read_exact(&mut head)
+            .map_err(|e| corrupt(format!("{}: truncated ({e})", path.display())))?;
+        let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+        if len == 0 {
+            return Ok(()); // end marker
+        }
+        buf.resize(len, 0);
+        r.read_exact(&mut buf)
+            .map_err(|e| corrupt(format!("{}: truncated ({e})", path.display())))?;
+        if crc32fast::hash(&buf) != crc {
+            return Err(corrupt(format!("{}: checksum mismatch", path.display())));
+        }
+        apply_chunk(live, "checkpoint", &buf)?;
+    }
+}
+
 fn seq_of(k: &[u8]) -> Result<u64, StoreError> {
     let arr: [u8; 8] = k.try_into().map_err(|_| StoreError::Decode {
         tree: "alertlog",
@@ -372,63 +445,63 @@ pub fn log_key(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()
 }
 
-/// Checkpoints written in chunks per sled batch.
-const CHUNKS_PER_BATCH: usize = 256;
-
-/// Write the live map as generation `prev.generation + 1`, covering log entries up to
-/// `covers`, then drop the previous generation and the covered log. Returns the new mark.
+/// Write the string table and the live map as generation `prev.generation + 1`, covering
+/// log entries up to `covers`, then drop the previous generation and the covered log.
+/// Returns the new mark.
 pub fn checkpoint(t: &Trees, live: &Live, prev: Mark, covers: u64) -> Result<Mark, StoreError> {
     let mark = Mark {
         generation: prev.generation + 1,
         covers,
     };
-    let prefix = mark.generation.to_be_bytes();
-    let mut chunker = Chunker::default();
-    let mut idx = 0u64;
-    let mut batch = sled::Batch::default();
-    let mut in_batch = 0;
-    let mut write = |chunks: Vec<Vec<u8>>, batch: &mut sled::Batch, in_batch: &mut usize| {
-        for c in chunks {
-            let mut k = Vec::with_capacity(16);
-            k.extend_from_slice(&prefix);
-            k.extend_from_slice(&idx.to_be_bytes());
-            idx += 1;
-            batch.insert(k, c);
-            *in_batch += 1;
-        }
+    let path = t.file(mark.generation);
+    let tmp = path.with_extension("ckpt.tmp");
+    let f = std::fs::File::create(&tmp).map_err(io)?;
+    let mut w = BufWriter::with_capacity(1 << 20, f);
+    w.write_all(MAGIC).map_err(io)?;
+    let frame = |w: &mut BufWriter<std::fs::File>, chunk: &[u8]| -> Result<(), StoreError> {
+        w.write_all(&(chunk.len() as u32).to_le_bytes())
+            .map_err(io)?;
+        w.write_all(&crc32fast::hash(chunk).to_le_bytes())
+            .map_err(io)?;
+        w.write_all(chunk).map_err(io)
     };
+    // Records first, streamed shard by shard, then every string defined by then (each id
+    // a record uses was defined before the record was built). Loading only checks record
+    // headers, so definitions may follow the records that use them.
+    let mut records = Chunker::with_target(FILE_CHUNK_BYTES);
     for s in &live.shards {
-        let records: Vec<AlertRecord> = s
+        let shard: Vec<AlertRecord> = s
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .values()
             .cloned()
             .collect();
-        for r in &records {
-            chunker.put(r);
-        }
-        let full = std::mem::take(&mut chunker.done);
-        write(full, &mut batch, &mut in_batch);
-        if in_batch >= CHUNKS_PER_BATCH {
-            t.checkpoint.apply_batch(std::mem::take(&mut batch))?;
-            in_batch = 0;
+        for r in &shard {
+            records.put(r);
+            for chunk in records.done.drain(..) {
+                frame(&mut w, &chunk)?;
+            }
         }
     }
-    write(chunker.finish(), &mut batch, &mut in_batch);
-    t.checkpoint.apply_batch(batch)?;
-    t.db.flush()?;
+    let mut defs = Chunker::with_target(FILE_CHUNK_BYTES);
+    defs.define_since(&live.strings, 0);
+    for chunk in records.finish().into_iter().chain(defs.finish()) {
+        frame(&mut w, &chunk)?;
+    }
+    w.write_all(&[0u8; 8]).map_err(io)?; // end marker
+    let f = w.into_inner().map_err(|e| io(e.into_error()))?;
+    f.sync_all().map_err(io)?;
+    drop(f);
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    std::fs::File::open(&t.dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io)?;
     t.meta.insert(keys::CHECKPOINT_KEY, &mark.bytes())?;
     t.db.flush()?;
     // The new generation is complete and recorded: what it replaces can go.
-    let mut old = sled::Batch::default();
-    for k in t
-        .checkpoint
-        .scan_prefix(prev.generation.to_be_bytes())
-        .keys()
-    {
-        old.remove(k?);
+    if prev.generation > 0 {
+        let _ = std::fs::remove_file(t.file(prev.generation));
     }
-    t.checkpoint.apply_batch(old)?;
     let mut old = sled::Batch::default();
     for k in t.log.range(..=log_key(covers)).keys() {
         old.remove(k?);
@@ -449,11 +522,10 @@ pub fn migrate_v1(t: &Trees, live: &Live) -> Result<Mark, StoreError> {
             tree: "alerts",
             err: e.to_string(),
         })?;
-        live.put(AlertRecord::encode(&a));
+        live.put(AlertRecord::encode(&a, &live.strings));
         n += 1;
     }
     // Start from a clean slate: whatever a previous, interrupted attempt wrote is replaced.
-    t.checkpoint.clear()?;
     t.log.clear()?;
     let mark = checkpoint(t, live, Mark::default(), 0)?;
     t.meta.insert(
@@ -476,26 +548,39 @@ mod tests {
     use super::*;
     use crate::store::tests::alert;
 
-    fn append(t: &Trees, seq: &mut u64, f: impl FnOnce(&mut Chunker)) {
+    /// Append entries as the writer does: definitions of new strings before the records.
+    fn append(t: &Trees, live: &Live, seq: &mut u64, f: impl FnOnce(&mut Chunker, &Live)) {
         let mut c = Chunker::default();
-        f(&mut c);
-        for chunk in c.finish() {
+        let before = live.strings.len();
+        let mut body = Chunker::default();
+        f(&mut body, live);
+        c.define_since(&live.strings, before);
+        for chunk in c.finish().into_iter().chain(body.finish()) {
             t.log.insert(log_key(*seq), chunk).unwrap();
             *seq += 1;
         }
     }
 
+    fn put(c: &mut Chunker, live: &Live, a: &Alert) {
+        let r = AlertRecord::encode(a, &live.strings);
+        live.put(r.clone());
+        c.put(&r);
+    }
+
+    fn decoded(live: &Live, a: &Alert) -> Option<Alert> {
+        live.get(a.fingerprint)
+            .map(|r| r.decode(&live.strings).unwrap())
+    }
+
     /// A fresh database whose log holds alerts `0..n` (also put into the returned map).
-    fn with_alerts(dir: &std::path::Path, n: u64) -> (Trees, Live, u64) {
-        let db = sled::Config::new().path(dir).open().unwrap();
-        let t = Trees::open(&db).unwrap();
+    fn with_alerts(dir: &Path, n: u64) -> (Trees, Live, u64) {
+        let db = sled::Config::new().path(dir.join("db")).open().unwrap();
+        let t = Trees::open(&db, dir).unwrap();
         let live = Live::default();
         let mut seq = 1;
-        append(&t, &mut seq, |c| {
+        append(&t, &live, &mut seq, |c, live| {
             for i in 0..n {
-                let r = AlertRecord::encode(&alert(i));
-                live.put(r.clone());
-                c.put(&r);
+                put(c, live, &alert(i));
             }
         });
         (t, live, seq)
@@ -504,123 +589,140 @@ mod tests {
     #[test]
     fn checkpoint_then_tail_replays_to_the_same_state() {
         let dir = tempfile::tempdir().unwrap();
-        let db = sled::Config::new().path(dir.path()).open().unwrap();
-        let t = Trees::open(&db).unwrap();
-        let live = Live::default();
-        let mut seq = 1;
-        let alerts: Vec<Alert> = (0..500).map(alert).collect();
-        append(&t, &mut seq, |c| {
-            for a in &alerts {
-                let r = AlertRecord::encode(a);
-                live.put(r.clone());
-                c.put(&r);
-            }
-        });
+        let (t, live, mut seq) = with_alerts(dir.path(), 500);
         assert!(seq > 3, "500 alerts span several chunks");
         let mark = checkpoint(&t, &live, Mark::default(), seq - 1).unwrap();
         assert_eq!(t.log.len(), 0, "covered log dropped");
-        // after the checkpoint: one update, one delete
-        let mut changed = alerts[7].clone();
+        // after the checkpoint: one update (with a new string), one delete
+        let mut changed = alert(7);
         changed.ends_at = Some(changed.starts_at);
-        append(&t, &mut seq, |c| {
-            c.put(&AlertRecord::encode(&changed));
-            c.del(alerts[9].fingerprint);
+        changed
+            .labels
+            .insert("new_label".into(), "new value".into());
+        changed.fingerprint = Fingerprint::of(&changed.labels);
+        append(&t, &live, &mut seq, |c, live| {
+            put(c, live, &changed);
+            live.remove(alert(9).fingerprint);
+            c.del(alert(9).fingerprint);
         });
         let reloaded = Live::default();
         let l = load(&t, &reloaded).unwrap();
         assert_eq!(l.mark, mark);
         assert_eq!(l.next_seq, seq);
-        assert_eq!(reloaded.len(), 499);
-        assert!(reloaded.get(alerts[9].fingerprint).is_none());
-        let got = reloaded
-            .get(alerts[7].fingerprint)
-            .unwrap()
-            .decode()
-            .unwrap();
-        assert_eq!(got, changed);
-        let got = reloaded
-            .get(alerts[8].fingerprint)
-            .unwrap()
-            .decode()
-            .unwrap();
-        assert_eq!(got, alerts[8]);
+        assert_eq!(reloaded.len(), 500);
+        assert!(reloaded.get(alert(9).fingerprint).is_none());
+        assert_eq!(decoded(&reloaded, &changed), Some(changed.clone()));
+        let eight = alert(8);
+        assert_eq!(
+            decoded(&reloaded, &eight).map(|a| a.labels),
+            Some(eight.labels)
+        );
+        assert_eq!(reloaded.strings.len(), live.strings.len());
     }
 
-    /// A checkpoint interrupted after writing some chunks (no mark yet) is ignored and
-    /// cleaned up; the previous generation plus the full log give the state.
+    /// A checkpoint interrupted before its mark (a temporary, or even a renamed file)
+    /// is ignored and removed; the previous state plus the full log give the state.
     #[test]
     fn interrupted_checkpoint_leaves_the_old_state_intact() {
         let dir = tempfile::tempdir().unwrap();
         let (t, _, _) = with_alerts(dir.path(), 50);
-        // half-written generation 1: garbage chunks, no mark
-        t.checkpoint
-            .insert(
-                [1u64.to_be_bytes(), 0u64.to_be_bytes()].concat(),
-                vec![PUT, 3, 1, 2],
-            )
-            .unwrap();
+        std::fs::write(t.file(1).with_extension("ckpt.tmp"), b"half").unwrap();
+        std::fs::write(t.file(1), b"alert-router checkpoint 1\n\x05").unwrap();
         let reloaded = Live::default();
         load(&t, &reloaded).unwrap();
         assert_eq!(reloaded.len(), 50);
-        assert_eq!(t.checkpoint.len(), 0, "stale chunks removed");
+        assert_eq!(
+            std::fs::read_dir(&t.dir).unwrap().count(),
+            0,
+            "leftovers removed"
+        );
     }
 
-    /// A checkpoint interrupted after its mark was written but before the generation it
-    /// replaces and the covered log were dropped: load uses the new generation, skips the
-    /// covered log and removes both leftovers.
+    /// A checkpoint interrupted after its mark was written but before the previous file
+    /// and the covered log were dropped: load uses the new generation, skips the covered
+    /// log (which would resurrect a deleted alert) and removes both leftovers.
     #[test]
     fn checkpoint_interrupted_after_its_mark_loads_the_new_generation() {
         let dir = tempfile::tempdir().unwrap();
         let (t, live, mut seq) = with_alerts(dir.path(), 30);
         let first = checkpoint(&t, &live, Mark::default(), seq - 1).unwrap();
-        // generation 1's chunks and the covered log as they were before generation 2
-        let gen1: Vec<(sled::IVec, sled::IVec)> =
-            t.checkpoint.iter().map(|kv| kv.unwrap()).collect();
-        let deleted = alert(3).fingerprint;
-        live.remove(deleted);
-        let covered_log = seq;
-        append(&t, &mut seq, |c| c.del(deleted));
+        let gen1 = std::fs::read(t.file(1)).unwrap();
+        let deleted = alert(3);
+        let covered = seq;
+        append(&t, &live, &mut seq, |c, live| {
+            live.remove(deleted.fingerprint);
+            c.del(deleted.fingerprint);
+        });
         checkpoint(&t, &live, first, seq - 1).unwrap();
-        for (k, v) in gen1 {
-            t.checkpoint.insert(k, v).unwrap();
-        }
-        // a covered log entry that would resurrect a deleted alert if replayed
+        std::fs::write(t.file(1), gen1).unwrap();
         let mut c = Chunker::default();
-        c.put(&AlertRecord::encode(&alert(3)));
+        c.put(&AlertRecord::encode(&deleted, &live.strings));
         t.log
-            .insert(log_key(covered_log), c.finish().remove(0))
+            .insert(log_key(covered), c.finish().remove(0))
             .unwrap();
         let reloaded = Live::default();
         let l = load(&t, &reloaded).unwrap();
         assert_eq!(l.mark.generation, 2);
         assert_eq!(reloaded.len(), 29);
-        assert!(reloaded.get(deleted).is_none(), "covered log not replayed");
+        assert!(
+            reloaded.get(deleted.fingerprint).is_none(),
+            "covered log not replayed"
+        );
         assert_eq!(t.log.len(), 0);
-        assert!(t
-            .checkpoint
-            .iter()
-            .keys()
-            .all(|k| k.unwrap().starts_with(&2u64.to_be_bytes())));
+        assert!(!t.file(1).exists());
+    }
+
+    /// A checkpoint file that is missing, truncated or damaged is an error at open, never
+    /// a silently smaller store.
+    #[test]
+    fn damaged_checkpoint_files_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let (t, live, seq) = with_alerts(dir.path(), 200);
+        checkpoint(&t, &live, Mark::default(), seq - 1).unwrap();
+        let good = std::fs::read(t.file(1)).unwrap();
+        let mut flipped = good.clone();
+        let mid = flipped.len() / 2;
+        flipped[mid] ^= 1;
+        for (what, bytes) in [
+            ("truncated", good[..good.len() - 8].to_vec()),
+            ("flipped", flipped),
+            ("not a checkpoint", b"hello".to_vec()),
+        ] {
+            std::fs::write(t.file(1), &bytes).unwrap();
+            assert!(load(&t, &Live::default()).is_err(), "{what}");
+        }
+        std::fs::remove_file(t.file(1)).unwrap();
+        assert!(load(&t, &Live::default()).is_err(), "missing");
     }
 
     #[test]
     fn corrupt_chunks_are_errors() {
-        for bad in [&[9u8][..], &[PUT, 200], &[DEL, 1, 2], &[PUT, 2, 1, 0]] {
-            assert!(entries(bad).is_err(), "{bad:?}");
+        let live = Live::default();
+        for bad in [
+            &[9u8][..],
+            &[PUT, 200],
+            &[DEL, 1, 2],
+            &[PUT, 2, 1, 0],
+            &[DEFINE, 5, 0, 1, b'x'],
+        ] {
+            assert!(apply_entries(&live, bad).is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn migrates_schema_1_json_alerts() {
         let dir = tempfile::tempdir().unwrap();
-        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let db = sled::Config::new()
+            .path(dir.path().join("db"))
+            .open()
+            .unwrap();
         let old = db.open_tree(keys::TREE_ALERTS).unwrap();
         let alerts: Vec<Alert> = (0..20).map(alert).collect();
         for a in &alerts {
             old.insert(keys::alert(a.fingerprint), serde_json::to_vec(a).unwrap())
                 .unwrap();
         }
-        let t = Trees::open(&db).unwrap();
+        let t = Trees::open(&db, dir.path()).unwrap();
         let live = Live::default();
         let mark = migrate_v1(&t, &live).unwrap();
         assert_eq!(mark.generation, 1);
@@ -629,7 +731,7 @@ mod tests {
         let reloaded = Live::default();
         load(&t, &reloaded).unwrap();
         for a in &alerts {
-            assert_eq!(&reloaded.get(a.fingerprint).unwrap().decode().unwrap(), a);
+            assert_eq!(decoded(&reloaded, a).as_ref(), Some(a));
         }
     }
 }

@@ -362,7 +362,7 @@ impl Store {
                 keys::SCHEMA_VERSION
             }
         };
-        let trees = Trees::open(&db)?;
+        let trees = Trees::open(&db, path)?;
         let dispatch = db.open_tree(keys::TREE_DISPATCH)?;
         let live = Arc::new(Live::default());
         let loaded = if schema == 1 {
@@ -401,6 +401,8 @@ impl Store {
                 checkpointer: None,
                 checkpoint_min_bytes,
                 stats: stats.clone(),
+                defined: live.strings.len(),
+                durable_defined: live.strings.len(),
             };
             std::thread::Builder::new()
                 .name("store-writer".into())
@@ -484,10 +486,7 @@ impl Store {
     }
 
     pub fn alert(&self, fp: Fingerprint) -> Result<Option<Alert>, StoreError> {
-        self.live
-            .get(fp)
-            .map(|r| r.decode().map_err(record_error))
-            .transpose()
+        self.live.get(fp).map(|r| self.decode(&r)).transpose()
     }
 
     /// Every stored alert, decoded (an unreadable record is logged and skipped).
@@ -497,11 +496,22 @@ impl Store {
             .records()
             .iter()
             .filter_map(|r| {
-                r.decode()
+                r.decode(&self.live.strings)
                     .map_err(|e| tracing::error!(fingerprint = %r.fingerprint(), error = %e, "unreadable alert record"))
                     .ok()
             })
             .collect())
+    }
+
+    /// Decode a record of this store (its interned strings are this store's).
+    pub fn decode(&self, r: &AlertRecord) -> Result<Alert, StoreError> {
+        r.decode(&self.live.strings).map_err(record_error)
+    }
+
+    /// Decode what routing needs of a record (see [`AlertRecord::decode_for_routing`]).
+    pub fn decode_for_routing(&self, r: &AlertRecord) -> Result<Alert, StoreError> {
+        r.decode_for_routing(&self.live.strings)
+            .map_err(record_error)
     }
 
     /// Every stored alert as its shared record.
@@ -644,6 +654,11 @@ struct Writer {
     checkpointer: Option<(std::thread::JoinHandle<Result<Mark, StoreError>>, u64)>,
     checkpoint_min_bytes: u64,
     stats: Arc<alertlog::Stats>,
+    /// Interned strings `0..defined` are in the log (or a checkpoint), or in the batch
+    /// being written.
+    defined: usize,
+    /// Strings durably defined (`defined` goes back here when a batch fails).
+    durable_defined: usize,
 }
 
 impl Writer {
@@ -664,6 +679,12 @@ impl Writer {
                 .map(|j| j.commit.alerts.len())
                 .sum();
             let result = self.apply(&mut jobs);
+            if result.is_ok() {
+                self.durable_defined = self.defined;
+            } else {
+                // definitions of the failed batch are written again with the next one
+                self.defined = self.durable_defined;
+            }
             self.pending.fetch_sub(n_ingested, Ordering::AcqRel);
             match result {
                 Ok(outcomes) => {
@@ -775,7 +796,7 @@ impl Writer {
             let mut merged = Vec::with_capacity(c.alerts.len());
             for mut a in c.alerts.drain(..) {
                 if let Some(old) = live.get(a.fingerprint) {
-                    match old.merge_state() {
+                    match old.merge_state(&live.strings) {
                         Ok(m) => a.merge_onto(&m),
                         Err(e) => tracing::error!(
                             fingerprint = %a.fingerprint,
@@ -784,7 +805,12 @@ impl Writer {
                         ),
                     }
                 }
-                let record = AlertRecord::encode(&a);
+                let record = AlertRecord::encode(&a, &live.strings);
+                // strings this record interned first: replay must know them
+                if live.strings.len() > self.defined {
+                    log.define_since(&live.strings, self.defined);
+                    self.defined = live.strings.len();
+                }
                 log.put(&record);
                 live.put(record.clone());
                 merged.push(Merged { alert: a, record });

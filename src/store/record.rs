@@ -3,8 +3,9 @@
 //!
 //! One record per alert, immutable once built and shared (`Arc`) between the store's live
 //! map and every aggregation group holding the alert, so each alert exists in memory once.
-//! Layout (record format 1; integers are LEB128 varints, signed ones zigzag-encoded,
-//! strings are a varint length then UTF-8 bytes):
+//! Layout (record format 1; integers are LEB128 varints, signed ones zigzag-encoded; a
+//! string is a varint tag, `id << 1 | 1` for a string of the store's [`Interner`] or
+//! `len << 1` followed by that many UTF-8 bytes):
 //!
 //! ```text
 //! u8 format (= 1)
@@ -24,7 +25,8 @@
 //! so [`AlertRecord::header`] never reads them.
 
 use crate::alert::{Alert, Fingerprint, LabelSet, MergeState, Targets};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use time::{OffsetDateTime, UtcOffset};
 
 /// Version byte of the record layout above.
@@ -45,9 +47,139 @@ pub struct AlertRecord(Arc<[u8]>);
 
 impl std::fmt::Debug for AlertRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.decode() {
-            Ok(a) => a.fmt(f),
-            Err(e) => write!(f, "AlertRecord({e})"),
+        write!(
+            f,
+            "AlertRecord({}, {} bytes)",
+            self.fingerprint(),
+            self.len()
+        )
+    }
+}
+
+/// Most values interned per label name: names with more distinct values than this
+/// (`instance`, `pod`, descriptions) keep their values inline.
+pub const VALUES_PER_NAME: u32 = 1024;
+/// Most strings interned per store.
+pub const MAX_INTERNED: usize = 1 << 20;
+/// The "name" generator URLs are counted under.
+const GENERATOR_URL: u32 = u32::MAX;
+/// The "name" direct receivers are counted under.
+const RECEIVER: u32 = u32::MAX - 1;
+/// Names themselves are counted under this pseudo-name.
+const NAME: u32 = u32::MAX - 2;
+/// Values of names that could not be interned themselves.
+const UNCOUNTED: u32 = u32::MAX - 3;
+
+/// The store's table of repeated strings: label names, and the values of labels with few
+/// distinct values (alert names, severities, namespaces, summaries, generator URLs).
+/// Strings are never removed, so an id means the same string for the life of the store;
+/// the table is persisted as `define` entries in the alert log and checkpoints (see
+/// [`super::alertlog`]) and bounded by [`VALUES_PER_NAME`] and [`MAX_INTERNED`].
+#[derive(Default)]
+pub struct Interner {
+    inner: RwLock<InternState>,
+}
+
+#[derive(Default)]
+struct InternState {
+    ids: HashMap<Arc<str>, u32>,
+    strs: Vec<(Arc<str>, u32)>,
+    /// Interned values per name id (or pseudo-name).
+    per_name: HashMap<u32, u32>,
+}
+
+impl Interner {
+    /// Strings defined so far; ids are `0..len`.
+    pub fn len(&self) -> usize {
+        self.read().strs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, InternState> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, InternState> {
+        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `(id, string, counted under)` of ids `from..`, for persisting definitions.
+    pub fn since(&self, from: usize) -> Vec<(u32, Arc<str>, u32)> {
+        let s = self.read();
+        s.strs
+            .iter()
+            .enumerate()
+            .skip(from)
+            .map(|(i, (v, under))| (i as u32, v.clone(), *under))
+            .collect()
+    }
+
+    /// Replay a persisted definition. Ids arrive in order; a known id must mean the same
+    /// string.
+    pub fn define(&self, id: u32, v: &str, under: u32) -> Result<(), RecordError> {
+        let mut s = self.write();
+        let next = s.strs.len() as u32;
+        if id < next {
+            return if &*s.strs[id as usize].0 == v {
+                Ok(())
+            } else {
+                Err(RecordError("interned string redefined"))
+            };
+        }
+        if id > next {
+            return Err(RecordError("interned string defined out of order"));
+        }
+        let a: Arc<str> = v.into();
+        s.ids.insert(a.clone(), id);
+        s.strs.push((a, under));
+        *s.per_name.entry(under).or_default() += 1;
+        Ok(())
+    }
+}
+
+/// Looks strings up (and adds new ones) while one record is encoded.
+struct Encoder<'a> {
+    state: &'a mut InternState,
+}
+
+impl Encoder<'_> {
+    /// Id of `v`, interning it if its name still has room.
+    fn id(&mut self, v: &str, under: u32) -> Option<u32> {
+        if let Some(&id) = self.state.ids.get(v) {
+            return Some(id);
+        }
+        let room = self.state.strs.len() < MAX_INTERNED
+            && self.state.per_name.get(&under).copied().unwrap_or(0) < VALUES_PER_NAME;
+        if !room || v.len() > 512 {
+            return None;
+        }
+        let id = self.state.strs.len() as u32;
+        let a: Arc<str> = v.into();
+        self.state.ids.insert(a.clone(), id);
+        self.state.strs.push((a, under));
+        *self.state.per_name.entry(under).or_default() += 1;
+        Some(id)
+    }
+
+    fn put(&mut self, b: &mut Vec<u8>, v: &str, under: u32) {
+        match self.id(v, under) {
+            Some(id) => put_uvar(b, (u64::from(id) << 1) | 1),
+            None => put_inline(b, v),
+        }
+    }
+
+    fn put_labels(&mut self, b: &mut Vec<u8>, l: &LabelSet) {
+        put_uvar(b, l.len() as u64);
+        for (k, v) in l {
+            let name = self.id(k, NAME);
+            match name {
+                Some(id) => put_uvar(b, (u64::from(id) << 1) | 1),
+                None => put_inline(b, k),
+            }
+            self.put(b, v, name.unwrap_or(UNCOUNTED));
         }
     }
 }
@@ -72,8 +204,12 @@ impl Header {
 }
 
 impl AlertRecord {
-    pub fn encode(a: &Alert) -> AlertRecord {
-        let mut b = Vec::with_capacity(96 + estimate(&a.labels) + estimate(&a.annotations));
+    /// Encode `a`, interning its repeated strings in `strings` (new ones are persisted by
+    /// the caller: see [`Interner::since`]).
+    pub fn encode(a: &Alert, strings: &Interner) -> AlertRecord {
+        let mut state = strings.write();
+        let mut enc = Encoder { state: &mut state };
+        let mut b = Vec::with_capacity(64 + estimate(&a.labels) / 2 + estimate(&a.annotations));
         b.push(RECORD_FORMAT);
         let mut flags = 0;
         if a.ends_at.is_some() {
@@ -95,18 +231,18 @@ impl AlertRecord {
         put_time(&mut b, a.received_at);
         put_uvar(&mut b, a.targets.receivers.len() as u64);
         for r in &a.targets.receivers {
-            put_str(&mut b, r);
+            enc.put(&mut b, r, RECEIVER);
         }
-        put_str(&mut b, &a.generator_url);
-        put_labels(&mut b, &a.labels);
-        put_labels(&mut b, &a.annotations);
+        enc.put(&mut b, &a.generator_url, GENERATOR_URL);
+        enc.put_labels(&mut b, &a.labels);
+        enc.put_labels(&mut b, &a.annotations);
         AlertRecord(b.into())
     }
 
-    /// Wrap bytes read from the log or a checkpoint, checking they decode.
-    pub fn from_bytes(bytes: &[u8]) -> Result<AlertRecord, RecordError> {
+    /// Wrap bytes, checking they decode with `strings`.
+    pub fn from_bytes(bytes: &[u8], strings: &Interner) -> Result<AlertRecord, RecordError> {
         let r = AlertRecord(bytes.into());
-        r.decode()?;
+        r.decode(strings)?;
         Ok(r)
     }
 
@@ -132,11 +268,12 @@ impl AlertRecord {
     }
 
     /// What merging a newer report onto this alert needs.
-    pub fn merge_state(&self) -> Result<MergeState, RecordError> {
+    pub fn merge_state(&self, strings: &Interner) -> Result<MergeState, RecordError> {
         let mut r = Reader::new(&self.0)?;
+        let s = strings.read();
         let (h, receivers) = {
             let (h, _) = r.header()?;
-            (h, r.strings()?)
+            (h, r.strings(&s)?)
         };
         Ok(MergeState {
             starts_at: h.starts_at,
@@ -150,16 +287,33 @@ impl AlertRecord {
         })
     }
 
-    pub fn decode(&self) -> Result<Alert, RecordError> {
+    pub fn decode(&self, strings: &Interner) -> Result<Alert, RecordError> {
+        self.decode_with(strings, true)
+    }
+
+    /// What routing needs (everything but annotations and the generator URL, which are left
+    /// empty): cheaper, for rebuilding groups.
+    pub fn decode_for_routing(&self, strings: &Interner) -> Result<Alert, RecordError> {
+        self.decode_with(strings, false)
+    }
+
+    fn decode_with(&self, strings: &Interner, all: bool) -> Result<Alert, RecordError> {
         let mut r = Reader::new(&self.0)?;
+        let s = strings.read();
         let (h, _) = r.header()?;
-        let receivers = r.strings()?;
-        let generator_url = r.string()?;
-        let labels = r.labels()?;
-        let annotations = r.labels()?;
-        if !r.rest.is_empty() {
-            return Err(RecordError("trailing bytes"));
-        }
+        let receivers = r.strings(&s)?;
+        let (generator_url, labels, annotations) = if all {
+            let g = r.string(&s)?;
+            let l = r.labels(&s)?;
+            let a = r.labels(&s)?;
+            if !r.rest.is_empty() {
+                return Err(RecordError("trailing bytes"));
+            }
+            (g, l, a)
+        } else {
+            r.skip_string()?;
+            (String::new(), r.labels(&s)?, LabelSet::new())
+        };
         Ok(Alert {
             fingerprint: h.fingerprint,
             labels,
@@ -203,8 +357,15 @@ fn put_ivar(b: &mut Vec<u8>, v: i64) {
     put_uvar(b, ((v << 1) ^ (v >> 63)) as u64);
 }
 
-fn put_str(b: &mut Vec<u8>, s: &str) {
+/// A plain string: length, bytes.
+pub(crate) fn put_str(b: &mut Vec<u8>, s: &str) {
     put_uvar(b, s.len() as u64);
+    b.extend_from_slice(s.as_bytes());
+}
+
+/// A record string kept inline: `len << 1`, bytes.
+fn put_inline(b: &mut Vec<u8>, s: &str) {
+    put_uvar(b, (s.len() as u64) << 1);
     b.extend_from_slice(s.as_bytes());
 }
 
@@ -212,14 +373,6 @@ fn put_time(b: &mut Vec<u8>, t: OffsetDateTime) {
     put_ivar(b, t.unix_timestamp());
     put_uvar(b, u64::from(t.nanosecond()));
     put_ivar(b, i64::from(t.offset().whole_seconds()));
-}
-
-fn put_labels(b: &mut Vec<u8>, l: &LabelSet) {
-    put_uvar(b, l.len() as u64);
-    for (k, v) in l {
-        put_str(b, k);
-        put_str(b, v);
-    }
 }
 
 /// A cursor over encoded bytes (records, log chunks).
@@ -276,30 +429,53 @@ impl<'a> Reader<'a> {
         usize::try_from(self.uvar()?).map_err(|_| RecordError("length out of range"))
     }
 
-    fn str(&mut self) -> Result<&'a str, RecordError> {
+    /// A plain string (length, bytes).
+    pub(crate) fn str(&mut self) -> Result<&'a str, RecordError> {
         let n = self.len()?;
         std::str::from_utf8(self.bytes(n)?).map_err(|_| RecordError("invalid UTF-8"))
     }
 
-    fn string(&mut self) -> Result<String, RecordError> {
-        self.str().map(str::to_string)
+    /// A record string: interned or inline.
+    fn string(&mut self, s: &InternState) -> Result<String, RecordError> {
+        let tag = self.uvar()?;
+        if tag & 1 == 1 {
+            let id = usize::try_from(tag >> 1).map_err(|_| RecordError("interned id"))?;
+            return s
+                .strs
+                .get(id)
+                .map(|(v, _)| v.to_string())
+                .ok_or(RecordError("unknown interned string"));
+        }
+        let n = usize::try_from(tag >> 1).map_err(|_| RecordError("length out of range"))?;
+        std::str::from_utf8(self.bytes(n)?)
+            .map(str::to_string)
+            .map_err(|_| RecordError("invalid UTF-8"))
     }
 
-    fn strings(&mut self) -> Result<Vec<String>, RecordError> {
+    fn skip_string(&mut self) -> Result<(), RecordError> {
+        let tag = self.uvar()?;
+        if tag & 1 == 0 {
+            let n = usize::try_from(tag >> 1).map_err(|_| RecordError("length out of range"))?;
+            self.bytes(n)?;
+        }
+        Ok(())
+    }
+
+    fn strings(&mut self, s: &InternState) -> Result<Vec<String>, RecordError> {
         let n = self.len()?;
         let mut v = Vec::with_capacity(n.min(64));
         for _ in 0..n {
-            v.push(self.string()?);
+            v.push(self.string(s)?);
         }
         Ok(v)
     }
 
-    fn labels(&mut self) -> Result<LabelSet, RecordError> {
+    fn labels(&mut self, s: &InternState) -> Result<LabelSet, RecordError> {
         let n = self.len()?;
         let mut l = LabelSet::new();
         for _ in 0..n {
-            let k = self.string()?;
-            let v = self.string()?;
+            let k = self.string(s)?;
+            let v = self.string(s)?;
             l.insert(k, v);
         }
         Ok(l)
@@ -375,55 +551,98 @@ mod tests {
 
     #[test]
     fn round_trips_every_field_including_offsets() {
+        let strings = Interner::default();
         let a = sample();
-        let r = AlertRecord::encode(&a);
-        let back = r.decode().unwrap();
+        let r = AlertRecord::encode(&a, &strings);
+        let back = r.decode(&strings).unwrap();
         assert_eq!(back, a);
         assert_eq!(back.starts_at.offset().whole_seconds(), 7200);
         assert_eq!(r.fingerprint(), a.fingerprint);
         let h = r.header().unwrap();
         assert_eq!(h.ends_at, a.ends_at);
         assert!(h.timeout && h.routed);
-        assert_eq!(r.merge_state().unwrap(), a.merge_state());
+        assert_eq!(r.merge_state(&strings).unwrap(), a.merge_state());
+        let routing = r.decode_for_routing(&strings).unwrap();
+        assert_eq!(routing.labels, a.labels);
+        assert_eq!(routing.targets, a.targets);
+        assert!(routing.annotations.is_empty() && routing.generator_url.is_empty());
         let mut firing = a.clone();
         firing.ends_at = None;
         firing.timeout = false;
         firing.targets = Targets::default();
-        let r = AlertRecord::encode(&firing);
-        assert_eq!(r.decode().unwrap(), firing);
+        let r = AlertRecord::encode(&firing, &strings);
+        assert_eq!(r.decode(&strings).unwrap(), firing);
         assert_eq!(r.header().unwrap().ends_at, None);
     }
 
     #[test]
     fn record_is_compact() {
+        let strings = Interner::default();
         let a = sample();
         let json = serde_json::to_vec(&a).unwrap();
-        let r = AlertRecord::encode(&a);
+        let first = AlertRecord::encode(&a, &strings);
         assert!(
-            r.len() * 2 < json.len(),
+            first.len() * 2 < json.len(),
             "record {} bytes vs JSON {}",
-            r.len(),
+            first.len(),
             json.len()
         );
+        // every string of the sample is repeated from now on: names and values are ids
+        let again = AlertRecord::encode(&a, &strings);
+        assert!(again.len() < 100, "{} bytes", again.len());
+        assert_eq!(again.decode(&strings).unwrap(), a);
+    }
+
+    /// A label with more distinct values than VALUES_PER_NAME keeps the rest inline, so
+    /// the table stays bounded; ids survive a persisted replay of the definitions.
+    #[test]
+    fn interning_is_bounded_per_name_and_replayable() {
+        let strings = Interner::default();
+        let mut records = Vec::new();
+        for i in 0..(VALUES_PER_NAME + 500) {
+            let mut a = sample();
+            a.labels.insert("instance".into(), format!("host-{i}"));
+            records.push((AlertRecord::encode(&a, &strings), a));
+        }
+        assert!(
+            strings.len() < VALUES_PER_NAME as usize + 20,
+            "{}",
+            strings.len()
+        );
+        let replayed = Interner::default();
+        for (id, v, under) in strings.since(0) {
+            replayed.define(id, &v, under).unwrap();
+        }
+        assert!(replayed.define(0, "something else", 0).is_err());
+        assert!(replayed.define(strings.len() as u32 + 5, "gap", 0).is_err());
+        for (r, a) in &records {
+            assert_eq!(&r.decode(&replayed).unwrap(), a);
+        }
     }
 
     #[test]
     fn every_truncation_and_corruption_is_an_error_not_a_panic() {
-        let bytes = AlertRecord::encode(&sample()).as_bytes().to_vec();
+        let strings = Interner::default();
+        let bytes = AlertRecord::encode(&sample(), &strings).as_bytes().to_vec();
         for n in 0..bytes.len() {
-            assert!(AlertRecord::from_bytes(&bytes[..n]).is_err(), "prefix {n}");
+            assert!(
+                AlertRecord::from_bytes(&bytes[..n], &strings).is_err(),
+                "prefix {n}"
+            );
         }
         let mut extra = bytes.clone();
         extra.push(0);
-        assert!(AlertRecord::from_bytes(&extra).is_err());
+        assert!(AlertRecord::from_bytes(&extra, &strings).is_err());
         let mut wrong = bytes.clone();
         wrong[0] = 9;
-        assert!(AlertRecord::from_bytes(&wrong).is_err());
+        assert!(AlertRecord::from_bytes(&wrong, &strings).is_err());
+        // unknown interned ids are errors
+        assert!(AlertRecord::from_bytes(&bytes, &Interner::default()).is_err());
         // flip every byte: decoding may succeed or fail, never panic
         for i in 0..bytes.len() {
             let mut b = bytes.clone();
             b[i] ^= 0xff;
-            let _ = AlertRecord::from_bytes(&b);
+            let _ = AlertRecord::from_bytes(&b, &strings);
         }
     }
 }

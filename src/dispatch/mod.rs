@@ -242,58 +242,42 @@ impl Dispatcher {
     /// first, so that a resolved alert only joins a group that still owes a notification
     /// for it (see [`Dispatcher::insert`]).
     async fn rebuild(&mut self) -> Result<(), crate::store::StoreError> {
+        let started = std::time::Instant::now();
         self.groups.clear();
         self.timers.clear();
         let store = self.store.clone();
-        // A whole-tree scan: off the async runtime.
-        let alerts = tokio::task::spawn_blocking(move || {
-            let records = store.alert_records();
-            // decoded on every core (a million alerts take seconds on one)
-            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let per = records.len().div_ceil(threads).max(1);
-            std::thread::scope(|s| {
-                let parts: Vec<_> = records
-                    .chunks(per)
-                    .map(|part| {
-                        let store = &store;
-                        s.spawn(move || {
-                            part.iter()
-                                .filter_map(|record| match store.decode_for_routing(record) {
-                                    Ok(alert) => Some(Merged {
-                                        alert,
-                                        record: record.clone(),
-                                    }),
-                                    Err(e) => {
-                                        tracing::error!(fingerprint = %record.fingerprint(), error = %e, "unreadable alert record skipped");
-                                        None
-                                    }
-                                })
-                                .collect::<Vec<Merged>>()
-                        })
-                    })
-                    .collect();
-                parts
-                    .into_iter()
-                    .flat_map(|p| {
-                        p.join().unwrap_or_else(|_| {
-                            tracing::error!("a decoding thread panicked; its alerts are not grouped until the next reload");
-                            Vec::new()
-                        })
-                    })
-                    .collect::<Vec<Merged>>()
-            })
-        })
-        .await
-        .map_err(|e| crate::store::StoreError::Failed(e.to_string()))?;
-        let t = now();
-        let (resolved, firing): (Vec<Merged>, Vec<Merged>) =
-            alerts.into_iter().partition(|m| m.alert.resolved_at(t));
-        for m in firing.into_iter().chain(resolved) {
-            self.insert(&m.alert, m.record, true);
+        // Decoded off the async runtime, on every core, a slice at a time (a million alerts
+        // decoded at once would double the memory); grouping here overlaps the next slice.
+        let (tx, mut rx) = mpsc::channel::<Vec<Merged>>(2);
+        let decoder = tokio::task::spawn_blocking(move || {
+            let t = now();
+            let (resolved, firing): (Vec<AlertRecord>, Vec<AlertRecord>) = store
+                .alert_records()
+                .into_iter()
+                .partition(|r| r.header().is_ok_and(|h| h.resolved_at(t)));
+            for part in [firing, resolved] {
+                for slice in part.chunks(REBUILD_SLICE) {
+                    if tx.blocking_send(decode_parallel(&store, slice)).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        let mut n = 0usize;
+        while let Some(decoded) = rx.recv().await {
+            n += decoded.len();
+            for m in decoded {
+                self.insert(&m.alert, m.record, true);
+            }
         }
+        decoder
+            .await
+            .map_err(|e| crate::store::StoreError::Failed(e.to_string()))?;
         self.update_gauges();
         tracing::info!(
+            alerts = n,
             groups = self.groups.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
             "aggregation groups rebuilt from the store"
         );
         Ok(())
@@ -563,6 +547,45 @@ impl Dispatcher {
         }
         self.update_gauges();
     }
+}
+
+/// Alerts decoded per step of a rebuild.
+const REBUILD_SLICE: usize = 32 * 1024;
+
+/// Decode what routing needs of `records`, split over every core. Unreadable records are
+/// logged and skipped.
+fn decode_parallel(store: &Store, records: &[AlertRecord]) -> Vec<Merged> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = records.len().div_ceil(threads).max(1);
+    let decode = |part: &[AlertRecord]| -> Vec<Merged> {
+        part.iter()
+            .filter_map(|record| match store.decode_for_routing(record) {
+                Ok(alert) => Some(Merged {
+                    alert,
+                    record: record.clone(),
+                }),
+                Err(e) => {
+                    tracing::error!(fingerprint = %record.fingerprint(), error = %e, "unreadable alert record skipped");
+                    None
+                }
+            })
+            .collect()
+    };
+    std::thread::scope(|s| {
+        let parts: Vec<_> = records
+            .chunks(per)
+            .map(|part| s.spawn(move || decode(part)))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|p| {
+                p.join().unwrap_or_else(|_| {
+                    tracing::error!("a decoding thread panicked; its alerts are not grouped until the next reload");
+                    Vec::new()
+                })
+            })
+            .collect()
+    })
 }
 
 /// Build the notifications one group owes at `t`; returns the resolved alerts to purge

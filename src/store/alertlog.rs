@@ -2,10 +2,9 @@
 //!
 //! Ingest acknowledges after an *append*: the writer merges each report into the live map
 //! (one [`AlertRecord`] per alert, shared with the aggregation groups) and appends the
-//! merged records to the `alertlog` tree under a monotonic sequence number, a few KiB per
-//! key, flushed once per group commit together with the `dispatch` tree. Sequential keys
-//! cost sled far less than updating random fingerprint keys. Strings the records intern
-//! are appended as `define` entries before the first record that uses them.
+//! merged records to the alert log ([`super::logfile`]) in chunks of a few KiB under
+//! monotonic sequence numbers, one write per group commit. Strings the records intern are
+//! appended as `define` entries before the first record that uses them.
 //!
 //! When the log has grown past half the live data (at least `storage.checkpoint_min_bytes`),
 //! a background thread writes the string table and the whole live map to a checkpoint
@@ -21,6 +20,7 @@
 //! interrupted checkpoint are removed. Schema 1 stores (JSON alerts keyed by fingerprint)
 //! are migrated on first open.
 
+use super::logfile::{self, LogFile};
 use super::record::{put_str, put_uvar, AlertRecord, Interner, Reader, RecordError};
 use super::{keys, StoreError};
 use crate::alert::{Alert, Fingerprint};
@@ -313,7 +313,8 @@ impl Mark {
 pub struct Trees {
     pub db: sled::Db,
     pub meta: sled::Tree,
-    pub log: sled::Tree,
+    /// Directory of the alert log segments.
+    pub logdir: PathBuf,
     /// Directory of the checkpoint files.
     pub dir: PathBuf,
 }
@@ -325,7 +326,7 @@ impl Trees {
         Ok(Trees {
             db: db.clone(),
             meta: db.open_tree(keys::TREE_META)?,
-            log: db.open_tree(keys::TREE_ALERT_LOG)?,
+            logdir: store_dir.join("alertlog"),
             dir,
         })
     }
@@ -349,6 +350,8 @@ fn corrupt(what: String) -> StoreError {
 /// What [`load`] found.
 pub struct Loaded {
     pub mark: Mark,
+    /// The log, open for appending.
+    pub log: LogFile,
     /// The sequence number the next log chunk gets.
     pub next_seq: u64,
     /// Log bytes after the checkpoint (counted toward the next one).
@@ -363,24 +366,18 @@ pub fn load(t: &Trees, live: &Live) -> Result<Loaded, StoreError> {
         read_file(&t.file(mark.generation), live)?;
     }
     remove_other_files(t, mark.generation)?;
-    let mut next_seq = mark.covers + 1;
     let mut log_bytes = 0u64;
-    let mut old = sled::Batch::default();
-    for kv in t.log.iter() {
-        let (k, v) = kv?;
-        let seq = seq_of(&k)?;
-        if seq <= mark.covers {
-            old.remove(k);
-            continue;
+    let (log, next) = LogFile::open(&t.logdir, |seq, chunk| {
+        if seq > mark.covers {
+            apply_chunk(live, "alertlog", chunk)?;
+            log_bytes += chunk.len() as u64;
         }
-        apply_chunk(live, "alertlog", &v)?;
-        log_bytes += v.len() as u64;
-        next_seq = seq + 1;
-    }
-    t.log.apply_batch(old)?;
+        Ok(())
+    })?;
     Ok(Loaded {
         mark,
-        next_seq,
+        log,
+        next_seq: next.max(mark.covers + 1),
         log_bytes,
     })
 }
@@ -431,18 +428,6 @@ fn read_file(path: &Path, live: &Live) -> Result<(), StoreError> {
         }
         apply_chunk(live, "checkpoint", &buf)?;
     }
-}
-
-fn seq_of(k: &[u8]) -> Result<u64, StoreError> {
-    let arr: [u8; 8] = k.try_into().map_err(|_| StoreError::Decode {
-        tree: "alertlog",
-        err: "key is not a sequence number".into(),
-    })?;
-    Ok(u64::from_be_bytes(arr))
-}
-
-pub fn log_key(seq: u64) -> [u8; 8] {
-    seq.to_be_bytes()
 }
 
 /// Write the string table and the live map as generation `prev.generation + 1`, covering
@@ -502,18 +487,14 @@ pub fn checkpoint(t: &Trees, live: &Live, prev: Mark, covers: u64) -> Result<Mar
     if prev.generation > 0 {
         let _ = std::fs::remove_file(t.file(prev.generation));
     }
-    let mut old = sled::Batch::default();
-    for k in t.log.range(..=log_key(covers)).keys() {
-        old.remove(k?);
-    }
-    t.log.apply_batch(old)?;
+    logfile::trim(&t.logdir, covers)?;
     Ok(mark)
 }
 
 /// Migrate a schema 1 store (JSON alerts keyed by fingerprint in the `alerts` tree) into
 /// `live` and a first checkpoint. The old tree is dropped only after the checkpoint and the
 /// new schema version are flushed, so an interrupted migration simply runs again.
-pub fn migrate_v1(t: &Trees, live: &Live) -> Result<Mark, StoreError> {
+pub fn migrate_v1(t: &Trees, live: &Live) -> Result<Loaded, StoreError> {
     let old = t.db.open_tree(keys::TREE_ALERTS)?;
     let mut n = 0usize;
     for v in old.iter().values() {
@@ -526,7 +507,7 @@ pub fn migrate_v1(t: &Trees, live: &Live) -> Result<Mark, StoreError> {
         n += 1;
     }
     // Start from a clean slate: whatever a previous, interrupted attempt wrote is replaced.
-    t.log.clear()?;
+    logfile::clear(&t.logdir)?;
     let mark = checkpoint(t, live, Mark::default(), 0)?;
     t.meta.insert(
         keys::SCHEMA_KEY,
@@ -540,7 +521,13 @@ pub fn migrate_v1(t: &Trees, live: &Live) -> Result<Mark, StoreError> {
         alerts = n,
         "store migrated from schema 1 (JSON) to schema 2"
     );
-    Ok(mark)
+    let (log, next) = LogFile::open(&t.logdir, |_, _| Ok(()))?;
+    Ok(Loaded {
+        mark,
+        log,
+        next_seq: next.max(mark.covers + 1),
+        log_bytes: 0,
+    })
 }
 
 #[cfg(test)]
@@ -555,10 +542,20 @@ mod tests {
         let mut body = Chunker::default();
         f(&mut body, live);
         c.define_since(&live.strings, before);
-        for chunk in c.finish().into_iter().chain(body.finish()) {
-            t.log.insert(log_key(*seq), chunk).unwrap();
-            *seq += 1;
-        }
+        let chunks: Vec<Vec<u8>> = c.finish().into_iter().chain(body.finish()).collect();
+        let (mut log, next) = LogFile::open(&t.logdir, |_, _| Ok(())).unwrap();
+        *seq = (*seq).max(next);
+        log.append(&chunks, seq).unwrap();
+    }
+
+    fn log_frames(t: &Trees) -> usize {
+        let mut n = 0;
+        LogFile::open(&t.logdir, |_, _| {
+            n += 1;
+            Ok(())
+        })
+        .unwrap();
+        n
     }
 
     fn put(c: &mut Chunker, live: &Live, a: &Alert) {
@@ -592,7 +589,6 @@ mod tests {
         let (t, live, mut seq) = with_alerts(dir.path(), 500);
         assert!(seq > 3, "500 alerts span several chunks");
         let mark = checkpoint(&t, &live, Mark::default(), seq - 1).unwrap();
-        assert_eq!(t.log.len(), 0, "covered log dropped");
         // after the checkpoint: one update (with a new string), one delete
         let mut changed = alert(7);
         changed.ends_at = Some(changed.starts_at);
@@ -648,28 +644,23 @@ mod tests {
         let first = checkpoint(&t, &live, Mark::default(), seq - 1).unwrap();
         let gen1 = std::fs::read(t.file(1)).unwrap();
         let deleted = alert(3);
-        let covered = seq;
         append(&t, &live, &mut seq, |c, live| {
             live.remove(deleted.fingerprint);
             c.del(deleted.fingerprint);
         });
         checkpoint(&t, &live, first, seq - 1).unwrap();
         std::fs::write(t.file(1), gen1).unwrap();
-        let mut c = Chunker::default();
-        c.put(&AlertRecord::encode(&deleted, &live.strings));
-        t.log
-            .insert(log_key(covered), c.finish().remove(0))
-            .unwrap();
         let reloaded = Live::default();
         let l = load(&t, &reloaded).unwrap();
         assert_eq!(l.mark.generation, 2);
+        assert_eq!(l.log_bytes, 0, "covered log frames not replayed");
         assert_eq!(reloaded.len(), 29);
-        assert!(
-            reloaded.get(deleted.fingerprint).is_none(),
-            "covered log not replayed"
-        );
-        assert_eq!(t.log.len(), 0);
+        assert!(reloaded.get(deleted.fingerprint).is_none());
         assert!(!t.file(1).exists());
+        assert!(
+            log_frames(&t) > 0,
+            "the newest segment is kept for appending"
+        );
     }
 
     /// A checkpoint file that is missing, truncated or damaged is an error at open, never
@@ -725,7 +716,7 @@ mod tests {
         let t = Trees::open(&db, dir.path()).unwrap();
         let live = Live::default();
         let mark = migrate_v1(&t, &live).unwrap();
-        assert_eq!(mark.generation, 1);
+        assert_eq!(mark.mark.generation, 1);
         assert_eq!(live.len(), 20);
         assert!(!db.tree_names().iter().any(|n| &n[..] == b"alerts"));
         let reloaded = Live::default();

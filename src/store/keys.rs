@@ -3,9 +3,9 @@
 //! Trees:
 //! - `meta`: `schema_version` → ASCII decimal; `checkpoint` → generation and last covered
 //!   log sequence number (two u64, big-endian).
-//! - `alertlog`: sequence number (u64, big-endian) → a chunk of alert log entries (see
-//!   [`crate::store::alertlog`]).
-//! - `checkpoint`: generation, chunk index (two u64, big-endian) → a chunk of alert records.
+//!
+//! Alerts themselves are not in sled: see [`crate::store::alertlog`] (checkpoint files) and
+//! [`crate::store::logfile`] (the alert log's segment files).
 //! - `alerts` (schema 1 only, migrated and dropped on open): fingerprint (u64, big-endian)
 //!   → [`crate::alert::Alert`] as JSON.
 //! - `dispatch`: everything the dispatcher and the delivery workers must change together,
@@ -25,8 +25,6 @@ pub const CHECKPOINT_KEY: &[u8] = b"checkpoint";
 
 pub const TREE_META: &str = "meta";
 pub const TREE_ALERTS: &str = "alerts";
-pub const TREE_ALERT_LOG: &str = "alertlog";
-pub const TREE_CHECKPOINT: &str = "checkpoint";
 pub const TREE_DISPATCH: &str = "dispatch";
 
 pub const GROUP_PREFIX: &[u8] = b"g/";

@@ -10,6 +10,7 @@
 pub mod alertlog;
 pub mod gc;
 pub mod keys;
+pub mod logfile;
 pub mod record;
 
 use crate::alert::{Alert, Fingerprint, WebhookMessage};
@@ -333,6 +334,7 @@ impl Store {
         max_pending_alerts: usize,
         checkpoint_min_bytes: u64,
     ) -> Result<Store, StoreError> {
+        let opened = std::time::Instant::now();
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(cache_mb * 1024 * 1024)
@@ -366,12 +368,7 @@ impl Store {
         let dispatch = db.open_tree(keys::TREE_DISPATCH)?;
         let live = Arc::new(Live::default());
         let loaded = if schema == 1 {
-            let mark = alertlog::migrate_v1(&trees, &live)?;
-            alertlog::Loaded {
-                mark,
-                next_seq: mark.covers + 1,
-                log_bytes: 0,
-            }
+            alertlog::migrate_v1(&trees, &live)?
         } else {
             alertlog::load(&trees, &live)?
         };
@@ -380,6 +377,7 @@ impl Store {
             record_bytes = live.bytes(),
             checkpoint = loaded.mark.generation,
             log_bytes = loaded.log_bytes,
+            elapsed_ms = opened.elapsed().as_millis() as u64,
             "alerts loaded"
         );
         let stats = Arc::new(alertlog::Stats::default());
@@ -396,6 +394,7 @@ impl Store {
                 live: live.clone(),
                 pending: pending_alerts.clone(),
                 seq: loaded.next_seq,
+                log: loaded.log,
                 log_bytes: loaded.log_bytes,
                 mark: loaded.mark,
                 checkpointer: None,
@@ -647,6 +646,7 @@ struct Writer {
     pending: Arc<AtomicUsize>,
     /// Sequence number of the next alert log chunk.
     seq: u64,
+    log: logfile::LogFile,
     /// Log bytes written since the newest checkpoint.
     log_bytes: u64,
     mark: Mark,
@@ -783,10 +783,12 @@ impl Writer {
         let live = &self.live;
         let mut log = Chunker::default();
         let mut dispatch_batch = sled::Batch::default();
+        let mut touched_dispatch = false;
         let mut outcomes = Vec::with_capacity(jobs.len());
         for job in jobs.iter_mut() {
             let c = &mut job.commit;
             if c.conditional() {
+                touched_dispatch = true;
                 dispatch.apply_batch(std::mem::take(&mut dispatch_batch))?;
                 if let Err(e) = check(dispatch, &c.require) {
                     outcomes.push(Err(e));
@@ -825,6 +827,7 @@ impl Writer {
                     log.del(fp);
                 }
             }
+            touched_dispatch |= !c.dispatch.is_empty();
             for op in c.dispatch.drain(..) {
                 apply_dispatch_op(dispatch, &mut dispatch_batch, op);
             }
@@ -832,16 +835,13 @@ impl Writer {
         }
         let chunks = log.finish();
         if !chunks.is_empty() {
-            let mut batch = sled::Batch::default();
-            for chunk in chunks {
-                self.log_bytes += chunk.len() as u64;
-                batch.insert(&alertlog::log_key(self.seq), chunk);
-                self.seq += 1;
-            }
-            self.trees.log.apply_batch(batch)?;
+            self.log_bytes += self.log.append(&chunks, &mut self.seq)?;
         }
-        dispatch.apply_batch(dispatch_batch)?;
-        self.trees.db.flush()?;
+        // sled is flushed only when this batch changed it (ingest alone does not)
+        if touched_dispatch {
+            dispatch.apply_batch(dispatch_batch)?;
+            self.trees.db.flush()?;
+        }
         Ok(outcomes)
     }
 }

@@ -248,7 +248,8 @@ impl Dispatcher {
         let store = self.store.clone();
         // Decoded off the async runtime, on every core, a slice at a time (a million alerts
         // decoded at once would double the memory); grouping here overlaps the next slice.
-        let (tx, mut rx) = mpsc::channel::<Vec<Merged>>(2);
+        let (tx, mut rx) = mpsc::channel::<Vec<Prepared>>(2);
+        let routing = self.routing.clone();
         let decoder = tokio::task::spawn_blocking(move || {
             let t = now();
             let (resolved, firing): (Vec<AlertRecord>, Vec<AlertRecord>) = store
@@ -257,17 +258,21 @@ impl Dispatcher {
                 .partition(|r| r.header().is_ok_and(|h| h.resolved_at(t)));
             for part in [firing, resolved] {
                 for slice in part.chunks(REBUILD_SLICE) {
-                    if tx.blocking_send(decode_parallel(&store, slice)).is_err() {
+                    if tx
+                        .blocking_send(decode_parallel(&store, &routing, slice))
+                        .is_err()
+                    {
                         return;
                     }
                 }
             }
         });
         let mut n = 0usize;
+        let t = now();
         while let Some(decoded) = rx.recv().await {
             n += decoded.len();
-            for m in decoded {
-                self.insert(&m.alert, m.record, true);
+            for (m, groups) in decoded {
+                self.insert_prepared(&m.alert, m.record, groups, true, t);
             }
         }
         decoder
@@ -366,11 +371,31 @@ impl Dispatcher {
     /// Anything older was notified (and purged) already, so it is not announced again.
     fn insert(&mut self, a: &Alert, record: AlertRecord, from_store: bool) {
         let routing = self.routing.clone();
-        let t = now();
+        let groups = routing
+            .routes_for(a)
+            .into_iter()
+            .map(|route| {
+                let labels = route.group_labels(&a.labels);
+                let id = route.group_id(&labels);
+                (labels, id)
+            })
+            .collect();
+        self.insert_prepared(a, record, groups, from_store, now());
+    }
+
+    /// [`Dispatcher::insert`] with the alert's group labels and ids per route (in
+    /// `routes_for` order) already computed (a rebuild computes them on every core).
+    fn insert_prepared(
+        &mut self,
+        a: &Alert,
+        record: AlertRecord,
+        groups: Vec<(LabelSet, String)>,
+        from_store: bool,
+        t: OffsetDateTime,
+    ) {
+        let routing = self.routing.clone();
         let resolved = a.resolved_at(t);
-        for route in routing.routes_for(a) {
-            let labels = route.group_labels(&a.labels);
-            let id = route.group_id(&labels);
+        for (route, (labels, id)) in routing.routes_for(a).into_iter().zip(groups) {
             if resolved {
                 let owed = if from_store {
                     self.owes(&id, a, t)
@@ -552,18 +577,35 @@ impl Dispatcher {
 /// Alerts decoded per step of a rebuild.
 const REBUILD_SLICE: usize = 32 * 1024;
 
-/// Decode what routing needs of `records`, split over every core. Unreadable records are
-/// logged and skipped.
-fn decode_parallel(store: &Store, records: &[AlertRecord]) -> Vec<Merged> {
+/// A decoded alert with its group labels and group ids per route.
+type Prepared = (Merged, Vec<(LabelSet, String)>);
+
+/// Decode what routing needs of `records` and compute their groups, split over every core.
+/// Unreadable records are logged and skipped.
+fn decode_parallel(store: &Store, routing: &Routing, records: &[AlertRecord]) -> Vec<Prepared> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per = records.len().div_ceil(threads).max(1);
-    let decode = |part: &[AlertRecord]| -> Vec<Merged> {
+    let decode = |part: &[AlertRecord]| -> Vec<Prepared> {
         part.iter()
             .filter_map(|record| match store.decode_for_routing(record) {
-                Ok(alert) => Some(Merged {
-                    alert,
-                    record: record.clone(),
-                }),
+                Ok(alert) => {
+                    let groups = routing
+                        .routes_for(&alert)
+                        .into_iter()
+                        .map(|route| {
+                            let labels = route.group_labels(&alert.labels);
+                            let id = route.group_id(&labels);
+                            (labels, id)
+                        })
+                        .collect();
+                    Some((
+                        Merged {
+                            alert,
+                            record: record.clone(),
+                        },
+                        groups,
+                    ))
+                }
                 Err(e) => {
                     tracing::error!(fingerprint = %record.fingerprint(), error = %e, "unreadable alert record skipped");
                     None

@@ -303,6 +303,8 @@ pub struct Store {
     pending_alerts: Arc<AtomicUsize>,
     max_pending_alerts: usize,
     stats: Arc<alertlog::Stats>,
+    /// Directories of the alert log and the checkpoints.
+    file_dirs: Arc<[std::path::PathBuf; 2]>,
     /// The writer thread; it ends (closing the database) when the last handle is dropped.
     writer: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
@@ -387,6 +389,7 @@ impl Store {
         stats.log_bytes.store(loaded.log_bytes, Ordering::Relaxed);
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let pending_alerts = Arc::new(AtomicUsize::new(0));
+        let file_dirs = Arc::new([trees.logdir.clone(), trees.dir.clone()]);
         let writer = {
             let w = Writer {
                 trees,
@@ -416,6 +419,7 @@ impl Store {
             pending_alerts,
             max_pending_alerts,
             stats,
+            file_dirs,
             writer: Arc::new(std::sync::Mutex::new(Some(writer))),
         })
     }
@@ -624,8 +628,17 @@ impl Store {
         Ok(v)
     }
 
+    /// Bytes on disk: sled plus the alert log segments and checkpoint files.
     pub fn disk_size(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
+        let files: u64 = self
+            .file_dirs
+            .iter()
+            .filter_map(|d| std::fs::read_dir(d).ok())
+            .flatten()
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        self.db.size_on_disk().unwrap_or(0) + files
     }
 
     /// Flush everything (graceful shutdown).

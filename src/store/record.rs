@@ -251,6 +251,15 @@ impl AlertRecord {
         AlertRecord(bytes.into())
     }
 
+    /// The cheap check done on load: the format byte, flags and a fingerprint are there.
+    pub(crate) fn check_shape(&self) -> Result<(), RecordError> {
+        match self.0.first() {
+            Some(&RECORD_FORMAT) if self.0.len() >= 10 => Ok(()),
+            Some(&RECORD_FORMAT) => Err(RecordError("truncated")),
+            _ => Err(RecordError("unknown record format")),
+        }
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }

@@ -42,8 +42,8 @@
 //! is marked `*` with the reason and measured over what was done (a memory target already
 //! exceeded before the cut is NOT MET, otherwise NOT MEASURED).
 //!
-//! The router gets Alertmanager webhook v4 payloads on `POST /webhook` (its ack means "flushed
-//! to sled"); Alertmanager (`/usr/bin/prometheus-alertmanager`, Debian package
+//! The router gets Alertmanager webhook v4 payloads on `POST /webhook` (its ack means "appended
+//! to the alert log"); Alertmanager (`/usr/bin/prometheus-alertmanager`, Debian package
 //! `prometheus-alertmanager`, in memory only) gets the same alerts as postable alerts on
 //! `POST /api/v2/alerts`. Each figure comes from a freshly started server with an empty store,
 //! router and Alertmanager measured one after the other, test by test, in the same run.
@@ -1967,7 +1967,7 @@ fn report(s: &Settings, machine: &str, rows: &[Row], mem: &[MemRow], restarts: &
     }
     let _ = writeln!(
         o,
-        "- alert-router: POST /webhook (webhook v4, ack after sled flush); Alertmanager: POST /api/v2/alerts (in memory){}",
+        "- alert-router: POST /webhook (webhook v4, ack after the alert-log append); Alertmanager: POST /api/v2/alerts (in memory){}",
         if s.alertmanager_note.is_empty() {
             String::new()
         } else {

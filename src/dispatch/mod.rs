@@ -108,6 +108,9 @@ struct Group {
     alerts: BTreeMap<Fingerprint, Member>,
     next_flush: OffsetDateTime,
     last_flush: Option<OffsetDateTime>,
+    /// Its timer state is in the store (written at its first flush, then whenever a flush
+    /// sends something).
+    stored: bool,
 }
 
 /// An alert in a group: the store's shared record (decoded only when the group flushes)
@@ -432,6 +435,7 @@ impl Dispatcher {
                     alerts: BTreeMap::new(),
                     next_flush,
                     last_flush: persisted.and_then(|p| p.last_flush),
+                    stored: persisted.is_some(),
                 };
                 self.timers.insert((next_flush, id.clone()));
                 self.groups.insert(id.clone(), g);
@@ -664,6 +668,7 @@ fn flush_group(
         .filter(|a| a.resolved_at(t))
         .map(|a| a.fingerprint.0)
         .collect();
+    let ops_before = commit.dispatch.len();
     let cfg = &routing.config;
     let retention = cfg.storage.retention.0;
     for &(kind, index) in routing
@@ -767,7 +772,12 @@ fn flush_group(
         .collect();
     if purge.len() == g.alerts.len() {
         commit.dispatch.push(DispatchOp::DelGroup(id.to_string()));
-    } else {
+    } else if !g.stored || commit.dispatch.len() > ops_before {
+        // Timer state is rewritten only when this flush recorded something: a flush that
+        // sends nothing leaves it as it was (after a restart the group then flushes a little
+        // early, and the notification log keeps that from repeating anything), so idle
+        // groups cost no writes every group_interval.
+        g.stored = true;
         commit.dispatch.push(DispatchOp::PutGroup(
             id.to_string(),
             GroupState {

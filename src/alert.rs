@@ -610,6 +610,29 @@ pub fn parse_postable_alerts(
         .collect()
 }
 
+/// [`parse_postable_alerts`] with Alertmanager's partial accept: the valid alerts and
+/// one error per invalid alert (naming its index and field). Only a body that is not a
+/// JSON array of alerts fails as a whole.
+pub fn parse_postable_alerts_partial(
+    body: &[u8],
+    now: OffsetDateTime,
+    targets: &Targets,
+) -> Result<(Vec<Alert>, Vec<String>), PayloadError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+    let Value::Array(alerts) = v else {
+        return Err(bad("body: must be a JSON array of alerts"));
+    };
+    let mut ok = Vec::with_capacity(alerts.len());
+    let mut errors = Vec::new();
+    for (i, a) in alerts.iter().enumerate() {
+        match parse_alert(a, i, now, targets) {
+            Ok(a) => ok.push(a),
+            Err(e) => errors.push(e.0),
+        }
+    }
+    Ok((ok, errors))
+}
+
 fn check_optional_string(obj: &Map<String, Value>, key: &str) -> Result<(), PayloadError> {
     match obj.get(key) {
         None | Some(Value::Null) | Some(Value::String(_)) => Ok(()),

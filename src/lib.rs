@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod notify;
 pub mod route;
 pub mod secret;
+pub mod silence;
 pub mod store;
 pub mod template;
 
@@ -85,6 +86,7 @@ pub struct App {
     pub hub: Arc<Hub>,
     pub dispatcher: DispatcherHandle,
     pub metrics: Arc<Metrics>,
+    pub silences: Arc<silence::Silences>,
     templates: Arc<template::Templates>,
     pub started_at: OffsetDateTime,
     reload_lock: tokio::sync::Mutex<()>,
@@ -180,6 +182,7 @@ pub struct Running {
     shutdown: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<()>,
     gc: tokio::task::JoinHandle<()>,
+    acks: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -192,6 +195,8 @@ impl Running {
         // The GC task holds the app (and so the store) until it is stopped.
         self.gc.abort();
         let _ = self.gc.await;
+        self.acks.abort();
+        let _ = self.acks.await;
         self.app.hub.stop().await;
         // Barrier: queued delivery-state updates are written before the final flush.
         let _ = self.app.store.commit(store::Commit::default()).await;
@@ -228,14 +233,27 @@ pub async fn start(source: ConfigSource) -> Result<Running, AppError> {
         path: cfg.storage.path.display().to_string(),
         err,
     })?;
+    let silences =
+        Arc::new(
+            silence::Silences::open(store.clone()).map_err(|err| AppError::Store {
+                path: cfg.storage.path.display().to_string(),
+                err,
+            })?,
+        );
     let templates = Arc::new(template::Templates::new());
     let notifiers = notify::build_notifiers(&cfg, &templates).map_err(AppError::Integration)?;
     let hub = Arc::new(Hub::new(store.clone(), metrics.clone()));
     hub.start(notifiers, &cfg.delivery).await?;
     let cfg = Arc::new(cfg);
     let routing = Arc::new(Routing::new(cfg.clone()));
-    let (dispatcher, _join) =
-        Dispatcher::start(store.clone(), hub.clone(), metrics.clone(), routing.clone()).await?;
+    let (dispatcher, _join) = Dispatcher::start(
+        store.clone(),
+        hub.clone(),
+        metrics.clone(),
+        routing.clone(),
+        silences.clone(),
+    )
+    .await?;
     metrics.config_reload_success.set(1);
     metrics
         .config_reload_timestamp
@@ -260,11 +278,13 @@ pub async fn start(source: ConfigSource) -> Result<Running, AppError> {
         hub,
         dispatcher,
         metrics,
+        silences,
         templates,
         started_at: OffsetDateTime::now_utc(),
         reload_lock: tokio::sync::Mutex::new(()),
     });
     let gc = spawn_gc(app.clone());
+    let acks = spawn_ack_sweeper(app.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let router = http::router(app.clone());
     let server = tokio::spawn(async move {
@@ -285,6 +305,7 @@ pub async fn start(source: ConfigSource) -> Result<Running, AppError> {
         shutdown: tx,
         server,
         gc,
+        acks,
     })
 }
 
@@ -320,6 +341,36 @@ const STORE_CLOSE_WAIT: Duration = Duration::from_secs(10);
 /// How often retention garbage collection runs.
 const GC_PERIOD: Duration = Duration::from_secs(600);
 
+/// How often acknowledgements are checked even without a hint (alerts that resolve by
+/// their end time passing, not by a post, send no hint).
+const ACK_SWEEP_PERIOD: Duration = Duration::from_secs(5);
+
+/// Expires "acknowledge until resolved" silences once all their alerts have resolved:
+/// woken by the dispatcher when a bound alert resolves, and every few seconds.
+fn spawn_ack_sweeper(app: Arc<App>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            app.silences.wait_resolved_hint(ACK_SWEEP_PERIOD).await;
+            let t = alert::now();
+            let store = app.store.clone();
+            // Unreadable = not known to be resolved: the acknowledgement stays.
+            let resolved = move |fp| match store.alert(fp) {
+                Ok(None) => true,
+                Ok(Some(a)) => a.resolved_at(t),
+                Err(_) => false,
+            };
+            match app.silences.expire_resolved_acks(t, resolved).await {
+                Ok(ids) => {
+                    for id in ids {
+                        tracing::info!(silence = %id, "acknowledged alerts resolved; acknowledgement expired");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot expire resolved acknowledgements"),
+            }
+        }
+    })
+}
+
 /// Periodic garbage collection of resolved alerts, old notifications and expired nflog
 /// entries (older than `storage.retention`).
 fn spawn_gc(app: Arc<App>) -> tokio::task::JoinHandle<()> {
@@ -336,6 +387,9 @@ fn spawn_gc(app: Arc<App>) -> tokio::task::JoinHandle<()> {
                 store::gc::collect(&store, retention, alert::now())
             })
             .await;
+            if let Err(e) = app.silences.collect_garbage(retention, alert::now()).await {
+                tracing::warn!(error = %e, "garbage collection of expired silences failed");
+            }
             match scan {
                 Ok(Ok(commit)) if !commit.is_empty() => {
                     if let Err(e) = app.store.commit(commit).await {

@@ -15,11 +15,12 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::notify::Hub;
 use crate::route::Route;
+use crate::silence::Silences;
 use crate::store::record::AlertRecord;
 use crate::store::{keys, Commit, DispatchOp, GroupState, Merged, NflogEntry, Notification, Store};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,6 +79,27 @@ impl Routing {
 
     pub fn has_receiver(&self, name: &str) -> bool {
         self.direct.contains_key(name)
+    }
+
+    /// Time intervals muting the route with this id at `t` (Alertmanager's `mutedBy`).
+    pub fn route_muted_by(&self, _route_id: &str, _t: OffsetDateTime) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Time intervals muting an alert at `t`: those of its routes, if every one of its
+    /// routes is muted (otherwise it is delivered somewhere: not muted).
+    pub fn muted_by_all(&self, routes: &[&Route], t: OffsetDateTime) -> Vec<String> {
+        let mut names = Vec::new();
+        for r in routes {
+            let m = self.route_muted_by(&r.id, t);
+            if m.is_empty() {
+                return Vec::new();
+            }
+            names.extend(m);
+        }
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// Routes an alert is delivered through.
@@ -193,6 +215,16 @@ impl DispatcherHandle {
     pub fn running(&self) -> bool {
         *self.alive.borrow()
     }
+
+    /// A firing alert that inhibits this one at `t`, if any.
+    pub fn inhibited_by(
+        &self,
+        _fp: Fingerprint,
+        _labels: &LabelSet,
+        _t: OffsetDateTime,
+    ) -> Option<Fingerprint> {
+        None
+    }
 }
 
 pub struct Dispatcher {
@@ -202,6 +234,7 @@ pub struct Dispatcher {
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
     routing: Arc<Routing>,
+    silences: Arc<Silences>,
     groups: HashMap<String, Group>,
     timers: BTreeSet<(OffsetDateTime, String)>,
     persisted: HashMap<String, GroupState>,
@@ -216,6 +249,7 @@ impl Dispatcher {
         hub: Arc<Hub>,
         metrics: Arc<Metrics>,
         routing: Arc<Routing>,
+        silences: Arc<Silences>,
     ) -> Result<(DispatcherHandle, tokio::task::JoinHandle<()>), crate::store::StoreError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let (alive_tx, alive) = watch::channel(true);
@@ -228,6 +262,7 @@ impl Dispatcher {
             hub,
             metrics,
             routing,
+            silences,
             groups: HashMap::new(),
             timers: BTreeSet::new(),
             gauges_updated: std::time::Instant::now(),
@@ -339,7 +374,11 @@ impl Dispatcher {
                     None => return,
                     Some(Msg::Alerts(alerts)) => {
                         let n = alerts.len();
+                        let t = now();
                         for m in alerts {
+                            if m.alert.resolved_at(t) {
+                                self.silences.hint_resolved(m.alert.fingerprint);
+                            }
                             self.insert(&m.alert, m.record, false);
                         }
                         self.backlog.fetch_sub(n, Ordering::AcqRel);
@@ -532,6 +571,7 @@ impl Dispatcher {
                 &self.store,
                 &self.hub,
                 &self.metrics,
+                &self.silences,
                 t,
                 &mut commit,
                 &mut queued,
@@ -644,6 +684,7 @@ fn flush_group(
     store: &Store,
     hub: &Hub,
     metrics: &Metrics,
+    silences: &Silences,
     t: OffsetDateTime,
     commit: &mut Commit,
     queued: &mut Vec<Notification>,
@@ -658,6 +699,23 @@ fn flush_group(
         }
     }
     alerts.sort_by(|a, b| notification_order(&a.labels, &b.labels));
+    // Silenced alerts are left out (Alertmanager's mute stage runs before the
+    // notification log); if nothing is left, nothing is sent or recorded.
+    let muted: HashSet<Fingerprint> = alerts
+        .iter()
+        .filter(|a| !silences.silenced_by(a.fingerprint, &a.labels, t).is_empty())
+        .map(|a| a.fingerprint)
+        .collect();
+    // Muted firing alerts stay in the notification log's firing set where they were
+    // announced before, so the log does not forget them while they are muted.
+    let muted_firing: BTreeSet<u64> = alerts
+        .iter()
+        .filter(|a| muted.contains(&a.fingerprint) && !a.resolved_at(t))
+        .map(|a| a.fingerprint.0)
+        .collect();
+    if !muted.is_empty() {
+        alerts.retain(|a| !muted.contains(&a.fingerprint));
+    }
     let firing: BTreeSet<u64> = alerts
         .iter()
         .filter(|a| !a.resolved_at(t))
@@ -668,6 +726,9 @@ fn flush_group(
         .filter(|a| a.resolved_at(t))
         .map(|a| a.fingerprint.0)
         .collect();
+    // Alerts some integration announced as firing: a muted one that resolved is kept in
+    // the group so its resolution goes out once the mute ends (Alertmanager drops it).
+    let mut announced: HashSet<u64> = HashSet::new();
     let ops_before = commit.dispatch.len();
     let cfg = &routing.config;
     let retention = cfg.storage.retention.0;
@@ -681,9 +742,25 @@ fn flush_group(
         let send_resolved = hub.send_resolved(&wkey);
         let nkey = keys::nflog(&g.receiver, kind, index, &g.key);
         let entry = store.nflog(&nkey)?;
+        if !muted.is_empty() {
+            if let Some(e) = &entry {
+                announced.extend(e.firing.iter().copied());
+            }
+        }
+        if alerts.is_empty() {
+            continue;
+        }
+        let firing_here: std::borrow::Cow<'_, BTreeSet<u64>> = match &entry {
+            Some(e) if !muted_firing.is_empty() => {
+                let mut f = firing.clone();
+                f.extend(e.firing.iter().filter(|x| muted_firing.contains(x)));
+                std::borrow::Cow::Owned(f)
+            }
+            _ => std::borrow::Cow::Borrowed(&firing),
+        };
         let Some(reason) = nflog::needs_update(
             entry.as_ref(),
-            &firing,
+            &firing_here,
             &resolved,
             send_resolved,
             g.repeat_interval,
@@ -699,7 +776,7 @@ fn flush_group(
             .min(g.repeat_interval * 2)
             .max(g.group_interval * 2);
         let mut new_entry = NflogEntry {
-            firing: firing.iter().copied().collect(),
+            firing: firing_here.iter().copied().collect(),
             resolved: resolved.iter().copied().collect(),
             timestamp: Some(t),
             thread_root: None,
@@ -767,7 +844,7 @@ fn flush_group(
     let purge: Vec<(Fingerprint, AlertRecord)> = g
         .alerts
         .iter()
-        .filter(|(_, m)| m.resolved_at(t))
+        .filter(|(fp, m)| m.resolved_at(t) && !(muted.contains(fp) && announced.contains(&fp.0)))
         .map(|(fp, m)| (*fp, m.record.clone()))
         .collect();
     if purge.len() == g.alerts.len() {

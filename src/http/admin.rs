@@ -60,6 +60,12 @@ struct AlertView {
     #[serde(rename = "receivedAt")]
     received_at: String,
     receivers: Vec<String>,
+    #[serde(rename = "silencedBy", skip_serializing_if = "Vec::is_empty")]
+    silenced_by: Vec<String>,
+    #[serde(rename = "inhibitedBy", skip_serializing_if = "Vec::is_empty")]
+    inhibited_by: Vec<String>,
+    #[serde(rename = "mutedBy", skip_serializing_if = "Vec::is_empty")]
+    muted_by: Vec<String>,
 }
 
 pub async fn alerts(State(app): State<Arc<App>>, Query(q): Query<AlertQuery>) -> Response {
@@ -94,12 +100,16 @@ pub async fn alerts(State(app): State<Arc<App>>, Query(q): Query<AlertQuery>) ->
             {
                 continue;
             }
-            let mut receivers: Vec<String> = routing
-                .routes_for(&a)
-                .iter()
-                .map(|r| r.receiver.clone())
-                .collect();
+            let routes = routing.routes_for(&a);
+            let mut receivers: Vec<String> = routes.iter().map(|r| r.receiver.clone()).collect();
             receivers.dedup();
+            let why = if st == Status::Firing {
+                let mut s = super::apiv2::suppression(&app, &a, t);
+                s.muted_by = routing.muted_by_all(&routes, t);
+                s
+            } else {
+                Default::default()
+            };
             if q.receiver
                 .as_deref()
                 .is_some_and(|r| !receivers.iter().any(|x| x == r))
@@ -117,6 +127,9 @@ pub async fn alerts(State(app): State<Arc<App>>, Query(q): Query<AlertQuery>) ->
                 labels: a.labels,
                 annotations: a.annotations,
                 receivers,
+                silenced_by: why.silenced_by,
+                inhibited_by: why.inhibited_by,
+                muted_by: why.muted_by,
             });
         }
         Ok::<_, StoreError>(out)
@@ -128,8 +141,43 @@ pub async fn alerts(State(app): State<Arc<App>>, Query(q): Query<AlertQuery>) ->
     }
 }
 
+/// Groups with why they or their alerts are suppressed: `mutedBy` (time intervals of the
+/// group's route) and, per suppressed firing alert, `silencedBy` / `inhibitedBy`.
 pub async fn groups(State(app): State<Arc<App>>) -> Response {
-    Json(app.dispatcher.groups().await).into_response()
+    let views = app.dispatcher.groups().await;
+    let scan = tokio::task::spawn_blocking(move || {
+        let t = now();
+        let routing = app.routing();
+        let mut out = Vec::with_capacity(views.len());
+        for g in views {
+            let muted_by = routing.route_muted_by(&g.route, t);
+            let mut suppressed = BTreeMap::new();
+            for fp in g.alerts.iter().filter_map(|f| Fingerprint::parse(f)) {
+                if let Some(a) = app.store.alert(fp)? {
+                    if a.resolved_at(t) {
+                        continue;
+                    }
+                    let s = super::apiv2::suppression(&app, &a, t);
+                    if s.suppressed() {
+                        suppressed.insert(
+                            fp.to_string(),
+                            json!({"silencedBy": s.silenced_by, "inhibitedBy": s.inhibited_by}),
+                        );
+                    }
+                }
+            }
+            let mut v = serde_json::to_value(&g).unwrap_or_default();
+            v["mutedBy"] = json!(muted_by);
+            v["suppressed"] = json!(suppressed);
+            out.push(v);
+        }
+        Ok::<_, StoreError>(out)
+    });
+    match scan.await {
+        Ok(Ok(out)) => Json(out).into_response(),
+        Ok(Err(e)) => ApiError::unavailable(e.to_string(), 5).into_response(),
+        Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
 }
 
 #[derive(Deserialize)]

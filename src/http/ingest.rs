@@ -121,19 +121,25 @@ async fn handle(
         }
     };
     let t = alert::now();
+    // API v2 accepts partially (as Alertmanager does): valid alerts are stored, the answer
+    // is still 400 naming the invalid ones.
+    let mut invalid: Vec<String> = Vec::new();
     let parsed = match kind {
         Kind::Webhook => alert::parse_webhook(&bytes, t, &targets),
-        Kind::ApiV2 => alert::parse_postable_alerts(&bytes, t, &targets).map(|mut v| {
-            let timeout = time::Duration::try_from(cfg.global.resolve_timeout.0)
-                .unwrap_or(time::Duration::minutes(5));
-            for a in &mut v {
-                if a.ends_at.is_none() {
-                    a.ends_at = Some(t + timeout);
-                    a.timeout = true;
+        Kind::ApiV2 => {
+            alert::parse_postable_alerts_partial(&bytes, t, &targets).map(|(mut v, errors)| {
+                invalid = errors;
+                let timeout = time::Duration::try_from(cfg.global.resolve_timeout.0)
+                    .unwrap_or(time::Duration::minutes(5));
+                for a in &mut v {
+                    if a.ends_at.is_none() {
+                        a.ends_at = Some(t + timeout);
+                        a.timeout = true;
+                    }
                 }
-            }
-            v
-        }),
+                v
+            })
+        }
     };
     let alerts: Vec<Alert> = match parsed {
         Ok(a) => a,
@@ -142,6 +148,9 @@ async fn handle(
             return reject(StatusCode::BAD_REQUEST, e.0);
         }
     };
+    if !invalid.is_empty() {
+        app.metrics.alerts_invalid.inc_by(invalid.len() as u64);
+    }
     let n = alerts.len();
     let (mut firing, mut resolved) = (0u64, 0u64);
     for a in &alerts {
@@ -195,6 +204,17 @@ async fn handle(
         .inc_by(resolved);
     m.ingest_ack_latency
         .observe(started.elapsed().as_secs_f64());
+    if !invalid.is_empty() {
+        let total = n + invalid.len();
+        return reject(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{} of {total} alerts invalid (the {n} valid ones were stored): {}",
+                invalid.len(),
+                invalid.join("; ")
+            ),
+        );
+    }
     (
         StatusCode::OK,
         Json(serde_json::json!({ "status": "success", "alerts": n })),

@@ -2,8 +2,10 @@
 //! handlers call into the core; the core never sees HTTP types.
 
 pub mod admin;
+pub mod apiv2;
 pub mod auth;
 pub mod ingest;
+pub mod silences;
 
 use crate::App;
 use axum::extract::{ConnectInfo, Request, State};
@@ -80,6 +82,31 @@ pub fn router(app: Arc<App>) -> Router {
             post(admin::render_receiver),
         )
         .route("/-/reload", post(admin::reload))
+        .route(
+            "/admin/v1/silences",
+            get(silences::list).post(silences::create),
+        )
+        .route(
+            "/admin/v1/silences/{id}",
+            axum::routing::delete(silences::expire),
+        )
+        .route(
+            "/admin/v1/alerts/{fingerprint}/ack",
+            post(silences::ack_alert),
+        )
+        .route("/admin/v1/groups/{group}/ack", post(silences::ack_group))
+        .route("/api/v2/alerts", get(apiv2::get_alerts))
+        .route("/api/v2/alerts/groups", get(apiv2::get_groups))
+        .route(
+            "/api/v2/silences",
+            get(apiv2::get_silences).post(apiv2::post_silences),
+        )
+        .route(
+            "/api/v2/silence/{id}",
+            get(apiv2::get_silence).delete(apiv2::delete_silence),
+        )
+        .route("/api/v2/status", get(apiv2::get_status))
+        .route("/api/v2/receivers", get(apiv2::get_receivers))
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             admin_auth,
@@ -88,6 +115,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/webhook", post(ingest::webhook))
         .route("/webhook/{receiver}", post(ingest::webhook_receiver))
         .route("/api/v2/alerts", post(ingest::api_v2_alerts))
+        .route("/api/v1/{*rest}", axum::routing::any(apiv2::api_v1))
         .route("/-/healthy", get(healthy).head(healthy))
         .route("/-/ready", get(ready).head(ready))
         .route("/metrics", get(metrics))

@@ -14,7 +14,8 @@
 //!   - `n/<receiver>\0<integration>\0<index>\0<group key>` → [`crate::store::NflogEntry`],
 //!   - `o/<id u64 big-endian>` → [`crate::store::Notification`] (outbox and history),
 //!   - `m/<receiver>\0<integration>\0<index>\0<group key>` → [`crate::store::MessageRef`]
-//!     (the platform message showing a group, for integrations that edit in place).
+//!     (the platform message showing a group, for integrations that edit in place),
+//!   - `s/<silence id>` → [`crate::silence::Silence`] as JSON.
 
 use crate::alert::Fingerprint;
 
@@ -31,6 +32,7 @@ pub const GROUP_PREFIX: &[u8] = b"g/";
 pub const NFLOG_PREFIX: &[u8] = b"n/";
 pub const OUTBOX_PREFIX: &[u8] = b"o/";
 pub const MESSAGE_PREFIX: &[u8] = b"m/";
+pub const SILENCE_PREFIX: &[u8] = b"s/";
 
 pub fn alert(fp: Fingerprint) -> [u8; 8] {
     fp.0.to_be_bytes()
@@ -51,6 +53,10 @@ pub fn nflog(receiver: &str, integration: &str, index: usize, group_key: &str) -
 
 pub fn message(receiver: &str, integration: &str, index: usize, group_key: &str) -> Vec<u8> {
     format!("m/{receiver}\0{integration}\0{index}\0{group_key}").into_bytes()
+}
+
+pub fn silence(id: &str) -> Vec<u8> {
+    [SILENCE_PREFIX, id.as_bytes()].concat()
 }
 
 pub fn outbox(id: u64) -> Vec<u8> {

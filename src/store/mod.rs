@@ -228,6 +228,8 @@ pub enum DispatchOp {
     PutMessageRef(Vec<u8>, MessageRef),
     /// Retention: delete the message reference only if it was not updated since the cutoff.
     DelMessageRefIfOlder(Vec<u8>, OffsetDateTime),
+    PutSilence(Box<crate::silence::Silence>),
+    DelSilence(String),
 }
 
 /// A condition the writer checks, in commit order, before applying a commit: a
@@ -594,6 +596,17 @@ impl Store {
             .collect()
     }
 
+    /// Every stored silence.
+    pub fn silences(&self) -> Result<Vec<crate::silence::Silence>, StoreError> {
+        self.dispatch
+            .scan_prefix(keys::SILENCE_PREFIX)
+            .map(|kv| {
+                let (_, v) = kv?;
+                decode("dispatch/silences", &v)
+            })
+            .collect()
+    }
+
     pub fn notification(&self, id: u64) -> Result<Option<Notification>, StoreError> {
         self.dispatch
             .get(keys::outbox(id))?
@@ -876,6 +889,8 @@ fn apply_dispatch_op(dispatch: &sled::Tree, batch: &mut sled::Batch, op: Dispatc
             }
         }
         DispatchOp::PutMessageRef(k, m) => batch.insert(k, encode(&m)),
+        DispatchOp::PutSilence(s) => batch.insert(keys::silence(&s.id), encode(&*s)),
+        DispatchOp::DelSilence(id) => batch.remove(keys::silence(&id)),
         DispatchOp::DelMessageRefIfOlder(key, cutoff) => {
             let old = read::<MessageRef>(dispatch, &key, "dispatch/messages")
                 .is_some_and(|m| m.updated_at < cutoff);

@@ -57,6 +57,11 @@ pub struct Config {
     pub route: RouteConfig,
     #[serde(default)]
     pub receivers: Vec<ReceiverConfig>,
+    #[serde(default)]
+    pub time_intervals: Vec<crate::timeinterval::TimeIntervalConfig>,
+    /// Deprecated spelling of `time_intervals` (same shape; names unique across both).
+    #[serde(default)]
+    pub mute_time_intervals: Vec<crate::timeinterval::TimeIntervalConfig>,
 }
 
 fn default_listen() -> String {
@@ -327,6 +332,12 @@ pub struct RouteConfig {
     pub match_re: RegexMap,
     #[serde(default, rename = "continue")]
     pub continue_matching: bool,
+    /// Names of `time_intervals` during which this node sends nothing (not inherited).
+    #[serde(default)]
+    pub mute_time_intervals: Vec<String>,
+    /// Names of `time_intervals` outside of which this node sends nothing (not inherited).
+    #[serde(default)]
+    pub active_time_intervals: Vec<String>,
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
 }
@@ -820,6 +831,7 @@ impl Config {
             return Err((None, "route: the root route must not set continue".into()));
         }
         check_route(root, "route", &names)?;
+        crate::timeinterval::validate(&self.time_intervals, &self.mute_time_intervals, root)?;
         Ok(())
     }
 }

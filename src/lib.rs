@@ -18,6 +18,7 @@ pub mod secret;
 pub mod silence;
 pub mod store;
 pub mod template;
+pub mod timeinterval;
 
 use arc_swap::ArcSwap;
 use config::Config;

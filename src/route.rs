@@ -29,6 +29,10 @@ pub struct Route {
     pub repeat_interval: Duration,
     pub matchers: Matchers,
     pub continue_matching: bool,
+    /// `mute_time_intervals` of this node (Alertmanager does not inherit them).
+    pub mute_time_intervals: Vec<String>,
+    /// `active_time_intervals` of this node (Alertmanager does not inherit them).
+    pub active_time_intervals: Vec<String>,
     pub routes: Vec<Route>,
 }
 
@@ -49,6 +53,8 @@ impl Route {
             repeat_interval: DEFAULT_REPEAT_INTERVAL,
             matchers: Matchers::default(),
             continue_matching: false,
+            mute_time_intervals: Vec::new(),
+            active_time_intervals: Vec::new(),
             routes: Vec::new(),
         };
         Route::build(cfg, &root, "0".into(), true)
@@ -99,6 +105,8 @@ impl Route {
                 .unwrap_or(parent.repeat_interval),
             matchers,
             continue_matching: cfg.continue_matching,
+            mute_time_intervals: cfg.mute_time_intervals.clone(),
+            active_time_intervals: cfg.active_time_intervals.clone(),
             routes: Vec::new(),
         };
         let children = cfg

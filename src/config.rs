@@ -58,6 +58,8 @@ pub struct Config {
     #[serde(default)]
     pub receivers: Vec<ReceiverConfig>,
     #[serde(default)]
+    pub inhibit_rules: Vec<crate::inhibit::InhibitRuleConfig>,
+    #[serde(default)]
     pub time_intervals: Vec<crate::timeinterval::TimeIntervalConfig>,
     /// Deprecated spelling of `time_intervals` (same shape; names unique across both).
     #[serde(default)]
@@ -831,6 +833,7 @@ impl Config {
             return Err((None, "route: the root route must not set continue".into()));
         }
         check_route(root, "route", &names)?;
+        crate::inhibit::validate_rules(&self.inhibit_rules).map_err(|m| (None, m))?;
         crate::timeinterval::validate(&self.time_intervals, &self.mute_time_intervals, root)?;
         Ok(())
     }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod dispatch;
 pub mod duration;
 pub mod http;
+pub mod inhibit;
 pub mod matcher;
 pub mod metrics;
 pub mod notify;

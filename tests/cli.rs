@@ -144,3 +144,22 @@ fn an_alertmanager_yml_with_chat_receivers_loads_unchanged() {
     );
     assert!(stdout.contains("SUCCESS"), "{stdout}");
 }
+
+/// An `alertmanager.yml` with `inhibit_rules`, `time_intervals`, the deprecated
+/// `mute_time_intervals` and routes with `mute_time_intervals` / `active_time_intervals`
+/// passes `check-config` unchanged.
+#[test]
+fn an_alertmanager_yml_with_inhibit_rules_and_time_intervals_loads_unchanged() {
+    let out = bin()
+        .arg("check-config")
+        .arg("tests/fixtures/alertmanager-inhibit-timeintervals.yml")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("SUCCESS"), "{stdout}");
+}

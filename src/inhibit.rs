@@ -559,6 +559,73 @@ mod tests {
         }
     }
 
+    /// Random observe/forget/query sequences against a brute-force scan of every alert.
+    #[test]
+    fn index_agrees_with_a_full_scan() {
+        let cfg = rules(
+            "  - source_matchers: ['sev=~\"crit|both\"']\n    target_matchers: ['sev=~\"warn|both\"']\n    equal: [c]\n  - source_matchers: [k=1]\n",
+        );
+        let mut ih = Inhibitor::new(&cfg);
+        let (src, tgt) = (cfg[0].source(), cfg[0].target());
+        let (src2, tgt2) = (cfg[1].source(), cfg[1].target());
+        let mut live: HashMap<Fingerprint, (LabelSet, Option<OffsetDateTime>)> = HashMap::new();
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: u64| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) % n
+        };
+        let sevs = ["crit", "warn", "both", "info"];
+        let mut outcomes = [0u32; 2];
+        for _ in 0..20_000 {
+            let mut l = ls(&[("sev", sevs[next(4) as usize])]);
+            if next(3) > 0 {
+                l.insert("c".into(), format!("{}", next(3)));
+            }
+            if next(2) == 0 {
+                l.insert("k".into(), "1".into());
+            }
+            l.insert("i".into(), format!("{}", next(4)));
+            let fp = Fingerprint::of(&l);
+            match next(4) {
+                0 => {
+                    ih.forget(fp, &l);
+                    live.remove(&fp);
+                }
+                1 => {
+                    let end = match next(3) {
+                        0 => None,
+                        1 => Some(NOW - time::Duration::seconds(next(3) as i64)),
+                        _ => Some(NOW + time::Duration::seconds(next(3) as i64)),
+                    };
+                    ih.observe(fp, &l, end);
+                    live.insert(fp, (l, end));
+                }
+                _ => {
+                    let firing = |e: &Option<OffsetDateTime>| e.is_none_or(|e| e > NOW);
+                    let scan = |s: &Matchers, t: &Matchers, eq: &[&str]| {
+                        t.matches(&l)
+                            && live.iter().any(|(sfp, (sl, e))| {
+                                *sfp != fp
+                                    && firing(e)
+                                    && s.matches(sl)
+                                    && !(s.matches(&l) && t.matches(sl))
+                                    && eq.iter().all(|n| sl.get(*n) == l.get(*n))
+                            })
+                    };
+                    let want = scan(&src, &tgt, &["c"]) || scan(&src2, &tgt2, &[]);
+                    let got = ih.inhibited_by(fp, &l, NOW);
+                    assert_eq!(got.is_some(), want, "{l:?}");
+                    outcomes[usize::from(want)] += 1;
+                    if let Some(g) = got {
+                        let (_, e) = &live[&g];
+                        assert!(firing(e), "reported a resolved source");
+                    }
+                }
+            }
+        }
+        assert!(outcomes.iter().all(|&n| n > 500), "{outcomes:?}");
+    }
+
     #[test]
     fn is_send_and_sync() {
         fn check<T: Send + Sync>() {}

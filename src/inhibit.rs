@@ -305,6 +305,24 @@ impl Inhibitor {
         })
     }
 
+    /// Drop every source that ended at or before `t`: it cannot inhibit anything any more
+    /// (if it fires again, [`Inhibitor::observe`] indexes it anew). Keeps memory bounded
+    /// as resolved alerts leave the store.
+    pub fn prune(&mut self, t: OffsetDateTime) {
+        let t = t.unix_timestamp_nanos();
+        for rule in &mut self.rules {
+            let ended: Vec<Fingerprint> = rule
+                .sources
+                .iter()
+                .filter(|(_, i)| i.end <= t)
+                .map(|(fp, _)| *fp)
+                .collect();
+            for fp in ended {
+                rule.remove(fp);
+            }
+        }
+    }
+
     /// Number of (rule, source) entries held (for tests and metrics).
     pub fn indexed_sources(&self) -> usize {
         self.rules.iter().map(|r| r.sources.len()).sum()

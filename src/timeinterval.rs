@@ -447,12 +447,26 @@ impl TimeIntervals {
 /// API reports them in `mutedBy`: outside all of its `active_time_intervals`, every active
 /// interval name; otherwise the `mute_time_intervals` that contain `t` (each name once).
 pub fn muted_by(route: &Route, intervals: &TimeIntervals, t: OffsetDateTime) -> Vec<String> {
-    let active = &route.active_time_intervals;
+    muted_by_names(
+        &route.mute_time_intervals,
+        &route.active_time_intervals,
+        intervals,
+        t,
+    )
+}
+
+/// [`muted_by`] for a route's two lists.
+pub fn muted_by_names(
+    mute: &[String],
+    active: &[String],
+    intervals: &TimeIntervals,
+    t: OffsetDateTime,
+) -> Vec<String> {
     if !active.is_empty() && !active.iter().any(|n| intervals.contains(n, t)) {
-        return active.clone();
+        return active.to_vec();
     }
     let mut out: Vec<String> = Vec::new();
-    for n in &route.mute_time_intervals {
+    for n in mute {
         if !out.contains(n) && intervals.contains(n, t) {
             out.push(n.clone());
         }

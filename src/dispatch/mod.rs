@@ -12,23 +12,36 @@ use crate::alert::{
     notification_order, now, Alert, Fingerprint, LabelSet, WebhookAlert, WebhookMessage,
 };
 use crate::config::Config;
+use crate::inhibit::Inhibitor;
 use crate::metrics::Metrics;
 use crate::notify::Hub;
 use crate::route::Route;
 use crate::silence::Silences;
 use crate::store::record::AlertRecord;
 use crate::store::{keys, Commit, DispatchOp, GroupState, Merged, NflogEntry, Notification, Store};
+use crate::timeinterval::{muted_by_names, TimeIntervals};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// How often the alert and group gauges are recomputed while alerts change.
 const GAUGE_PERIOD: Duration = Duration::from_secs(5);
+
+/// How often ended sources are dropped from the inhibition index.
+const INHIBIT_PRUNE_PERIOD: Duration = Duration::from_secs(60);
+
+fn read(i: &RwLock<Inhibitor>) -> std::sync::RwLockReadGuard<'_, Inhibitor> {
+    i.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write(i: &RwLock<Inhibitor>) -> std::sync::RwLockWriteGuard<'_, Inhibitor> {
+    i.write().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Routing state derived from one configuration.
 pub struct Routing {
@@ -39,6 +52,24 @@ pub struct Routing {
     integrations: HashMap<String, Vec<(&'static str, usize)>>,
     external_url: String,
     message_host: String,
+    intervals: TimeIntervals,
+    /// route id → (`mute_time_intervals`, `active_time_intervals`), for routes with any.
+    route_intervals: HashMap<String, (Vec<String>, Vec<String>)>,
+}
+
+fn collect_intervals(r: &Route, out: &mut HashMap<String, (Vec<String>, Vec<String>)>) {
+    if !r.mute_time_intervals.is_empty() || !r.active_time_intervals.is_empty() {
+        out.insert(
+            r.id.clone(),
+            (
+                r.mute_time_intervals.clone(),
+                r.active_time_intervals.clone(),
+            ),
+        );
+    }
+    for c in &r.routes {
+        collect_intervals(c, out);
+    }
 }
 
 impl Routing {
@@ -56,6 +87,9 @@ impl Routing {
             .ok()
             .and_then(|u| u.host_str().map(str::to_string))
             .unwrap_or_else(|| "alert-router".to_string());
+        let intervals = TimeIntervals::from_config(&config);
+        let mut route_intervals = HashMap::new();
+        collect_intervals(&root, &mut route_intervals);
         Routing {
             config,
             root,
@@ -63,6 +97,8 @@ impl Routing {
             integrations,
             external_url,
             message_host,
+            intervals,
+            route_intervals,
         }
     }
 
@@ -82,8 +118,11 @@ impl Routing {
     }
 
     /// Time intervals muting the route with this id at `t` (Alertmanager's `mutedBy`).
-    pub fn route_muted_by(&self, _route_id: &str, _t: OffsetDateTime) -> Vec<String> {
-        Vec::new()
+    pub fn route_muted_by(&self, route_id: &str, t: OffsetDateTime) -> Vec<String> {
+        match self.route_intervals.get(route_id) {
+            Some((mute, active)) => muted_by_names(mute, active, &self.intervals, t),
+            None => Vec::new(),
+        }
     }
 
     /// Time intervals muting an alert at `t`: those of its routes, if every one of its
@@ -178,6 +217,7 @@ pub struct DispatcherHandle {
     tx: mpsc::UnboundedSender<Msg>,
     alive: watch::Receiver<bool>,
     backlog: Arc<AtomicUsize>,
+    inhibitor: Arc<RwLock<Inhibitor>>,
 }
 
 impl DispatcherHandle {
@@ -219,11 +259,11 @@ impl DispatcherHandle {
     /// A firing alert that inhibits this one at `t`, if any.
     pub fn inhibited_by(
         &self,
-        _fp: Fingerprint,
-        _labels: &LabelSet,
-        _t: OffsetDateTime,
+        fp: Fingerprint,
+        labels: &LabelSet,
+        t: OffsetDateTime,
     ) -> Option<Fingerprint> {
-        None
+        read(&self.inhibitor).inhibited_by(fp, labels, t)
     }
 }
 
@@ -235,6 +275,9 @@ pub struct Dispatcher {
     metrics: Arc<Metrics>,
     routing: Arc<Routing>,
     silences: Arc<Silences>,
+    /// Source alerts of the inhibition rules (shared with the API, which asks it too).
+    inhibitor: Arc<RwLock<Inhibitor>>,
+    inhibitor_pruned: std::time::Instant,
     groups: HashMap<String, Group>,
     timers: BTreeSet<(OffsetDateTime, String)>,
     persisted: HashMap<String, GroupState>,
@@ -254,7 +297,10 @@ impl Dispatcher {
         let (tx, rx) = mpsc::unbounded_channel();
         let (alive_tx, alive) = watch::channel(true);
         let backlog = Arc::new(AtomicUsize::new(0));
+        let inhibitor = Arc::new(RwLock::new(Inhibitor::new(&routing.config.inhibit_rules)));
         let mut d = Dispatcher {
+            inhibitor: inhibitor.clone(),
+            inhibitor_pruned: std::time::Instant::now(),
             rx,
             backlog: backlog.clone(),
             persisted: store.group_states()?,
@@ -273,7 +319,15 @@ impl Dispatcher {
             d.run().await;
             let _ = alive_tx.send(false);
         });
-        Ok((DispatcherHandle { tx, alive, backlog }, join))
+        Ok((
+            DispatcherHandle {
+                tx,
+                alive,
+                backlog,
+                inhibitor,
+            },
+            join,
+        ))
     }
 
     /// Rebuild every group from the stored alerts (start and reload). Firing alerts go
@@ -283,6 +337,7 @@ impl Dispatcher {
         let started = std::time::Instant::now();
         self.groups.clear();
         self.timers.clear();
+        let mut inhibitor = Inhibitor::new(&self.routing.config.inhibit_rules);
         let store = self.store.clone();
         // Decoded off the async runtime, on every core, a slice at a time (a million alerts
         // decoded at once would double the memory); grouping here overlaps the next slice.
@@ -310,12 +365,16 @@ impl Dispatcher {
         while let Some(decoded) = rx.recv().await {
             n += decoded.len();
             for (m, groups) in decoded {
+                if !inhibitor.is_empty() && !m.alert.resolved_at(t) {
+                    inhibitor.observe(m.alert.fingerprint, &m.alert.labels, m.alert.ends_at);
+                }
                 self.insert_prepared(&m.alert, m.record, groups, true, t);
             }
         }
         decoder
             .await
             .map_err(|e| crate::store::StoreError::Failed(e.to_string()))?;
+        *write(&self.inhibitor) = inhibitor;
         self.update_gauges();
         tracing::info!(
             alerts = n,
@@ -375,6 +434,14 @@ impl Dispatcher {
                     Some(Msg::Alerts(alerts)) => {
                         let n = alerts.len();
                         let t = now();
+                        {
+                            let mut inh = write(&self.inhibitor);
+                            if !inh.is_empty() {
+                                for m in &alerts {
+                                    inh.observe(m.alert.fingerprint, &m.alert.labels, m.alert.ends_at);
+                                }
+                            }
+                        }
                         for m in alerts {
                             if m.alert.resolved_at(t) {
                                 self.silences.hint_resolved(m.alert.fingerprint);
@@ -508,6 +575,13 @@ impl Dispatcher {
 
     fn update_gauges(&mut self) {
         let t = now();
+        if self.inhibitor_pruned.elapsed() >= INHIBIT_PRUNE_PERIOD {
+            self.inhibitor_pruned = std::time::Instant::now();
+            let mut inh = write(&self.inhibitor);
+            if !inh.is_empty() {
+                inh.prune(t);
+            }
+        }
         // Counted per group: an alert routed to two groups (`continue`) counts twice.
         let firing: usize = self
             .groups
@@ -572,6 +646,7 @@ impl Dispatcher {
                 &self.hub,
                 &self.metrics,
                 &self.silences,
+                &self.inhibitor,
                 t,
                 &mut commit,
                 &mut queued,
@@ -685,6 +760,7 @@ fn flush_group(
     hub: &Hub,
     metrics: &Metrics,
     silences: &Silences,
+    inhibitor: &RwLock<Inhibitor>,
     t: OffsetDateTime,
     commit: &mut Commit,
     queued: &mut Vec<Notification>,
@@ -699,13 +775,22 @@ fn flush_group(
         }
     }
     alerts.sort_by(|a, b| notification_order(&a.labels, &b.labels));
-    // Silenced alerts are left out (Alertmanager's mute stage runs before the
-    // notification log); if nothing is left, nothing is sent or recorded.
-    let muted: HashSet<Fingerprint> = alerts
-        .iter()
-        .filter(|a| !silences.silenced_by(a.fingerprint, &a.labels, t).is_empty())
-        .map(|a| a.fingerprint)
-        .collect();
+    // Muted alerts are left out (Alertmanager's inhibition, time-interval and silence
+    // stages run before the notification log); if nothing is left, nothing is sent or
+    // recorded. A route muted by its time intervals mutes the whole group.
+    let group_muted = !routing.route_muted_by(&g.route_id, t).is_empty();
+    let muted: HashSet<Fingerprint> = {
+        let inh = read(inhibitor);
+        alerts
+            .iter()
+            .filter(|a| {
+                group_muted
+                    || (!inh.is_empty() && inh.inhibited_by(a.fingerprint, &a.labels, t).is_some())
+                    || !silences.silenced_by(a.fingerprint, &a.labels, t).is_empty()
+            })
+            .map(|a| a.fingerprint)
+            .collect()
+    };
     // Muted firing alerts stay in the notification log's firing set where they were
     // announced before, so the log does not forget them while they are muted.
     let muted_firing: BTreeSet<u64> = alerts

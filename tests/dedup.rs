@@ -17,47 +17,6 @@ receivers:
     log_configs: [{send_resolved: true}]
 "#;
 
-const WAIT: Duration = Duration::from_secs(15);
-
-/// Wait until the group of `alertname` has been flushed `ticks` more times, so that
-/// "nothing more was sent" is checked after the dispatcher really looked again.
-async fn wait_ticks(app: &TestApp, alertname: &str, ticks: u32) {
-    for _ in 0..ticks {
-        let before = group_last_flush(app, alertname).await;
-        wait_for(WAIT, "a group flush tick", || {
-            let before = before.clone();
-            async move {
-                let now = group_last_flush(app, alertname).await;
-                (now != before).then_some(())
-            }
-        })
-        .await;
-    }
-}
-
-async fn group_last_flush(app: &TestApp, alertname: &str) -> Option<String> {
-    let groups = app.get_json("/admin/v1/groups").await;
-    groups
-        .as_array()?
-        .iter()
-        .find(|g| g["labels"]["alertname"] == alertname)
-        .and_then(|g| g["last_flush"].as_str().map(str::to_string))
-}
-
-async fn sent(app: &TestApp) -> Vec<Value> {
-    let mut v = app.notifications("").await;
-    v.reverse();
-    v
-}
-
-async fn wait_count(app: &TestApp, n: usize) -> Vec<Value> {
-    wait_for(WAIT, &format!("{n} notifications"), || async {
-        let v = sent(app).await;
-        (v.len() >= n).then_some(v)
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_payload_twice_and_replicas_give_one_notification() {
     let app = TestApp::start(CONFIG).await;

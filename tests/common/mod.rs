@@ -376,3 +376,46 @@ pub async fn metric(base: &str, sample: &str) -> f64 {
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
         .unwrap_or(0.0)
 }
+
+// --- Flush ticks and notifications (shared by the dedup and suppression tests) ---
+
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// Wait until the group of `alertname` has been flushed `ticks` more times, so that
+/// "nothing more was sent" is checked after the dispatcher really looked again.
+pub async fn wait_ticks(app: &TestApp, alertname: &str, ticks: u32) {
+    for _ in 0..ticks {
+        let before = group_last_flush(app, alertname).await;
+        wait_for(WAIT, "a group flush tick", || {
+            let before = before.clone();
+            async move {
+                let now = group_last_flush(app, alertname).await;
+                (now != before).then_some(())
+            }
+        })
+        .await;
+    }
+}
+
+pub async fn group_last_flush(app: &TestApp, alertname: &str) -> Option<String> {
+    let groups = app.get_json("/admin/v1/groups").await;
+    groups
+        .as_array()?
+        .iter()
+        .find(|g| g["labels"]["alertname"] == alertname)
+        .and_then(|g| g["last_flush"].as_str().map(str::to_string))
+}
+
+pub async fn sent(app: &TestApp) -> Vec<Value> {
+    let mut v = app.notifications("").await;
+    v.reverse();
+    v
+}
+
+pub async fn wait_count(app: &TestApp, n: usize) -> Vec<Value> {
+    wait_for(WAIT, &format!("{n} notifications"), || async {
+        let v = sent(app).await;
+        (v.len() >= n).then_some(v)
+    })
+    .await
+}

@@ -476,3 +476,76 @@ async fn kill_during_checkpoints_keeps_every_acknowledged_alert() {
     }
     p.kill9();
 }
+
+/// Every silence change acknowledged with 200 survives `kill -9`: created, updated in
+/// place, replaced (new id, old expired) and expired ones come back in the same states.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silences_survive_kill_9() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let yaml = "route:\n  receiver: r\nreceivers:\n  - name: r\n    log_configs: [{}]\n";
+    let cfg = write_config(dir.path(), yaml, port);
+    let p = spawn(&cfg, port).await;
+    let client = reqwest::Client::new();
+    let now = time::OffsetDateTime::now_utc();
+    let t = |d: i64| alert_router::alert::format_time(now + time::Duration::hours(d));
+    let post = |body: serde_json::Value| {
+        let client = client.clone();
+        let url = format!("{}/api/v2/silences", p.base);
+        async move {
+            let r = client.post(url).json(&body).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            let v: serde_json::Value = r.json().await.unwrap();
+            v["silenceID"].as_str().unwrap().to_string()
+        }
+    };
+    let m = |v: &str| serde_json::json!([{"name": "alertname", "value": v, "isRegex": false}]);
+    let body = |id: Option<&str>, v: &str, end: i64| {
+        let mut b = serde_json::json!({"matchers": m(v), "startsAt": t(0), "endsAt": t(end), "createdBy": "me", "comment": "c"});
+        if let Some(id) = id {
+            b["id"] = id.into();
+        }
+        b
+    };
+    let kept = post(body(None, "A", 1)).await;
+    let extended = post(body(None, "B", 1)).await;
+    assert_eq!(post(body(Some(&extended), "B", 5)).await, extended);
+    let replaced = post(body(None, "C", 1)).await;
+    let replacement = post(body(Some(&replaced), "D", 1)).await;
+    let expired = post(body(None, "E", 1)).await;
+    let r = client
+        .delete(format!("{}/api/v2/silence/{expired}", p.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    p.kill9();
+    let p = spawn(&cfg, port).await;
+    let get = |id: String| {
+        let url = format!("{}/api/v2/silence/{id}", p.base);
+        async move {
+            reqwest::get(url)
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(get(kept).await["status"]["state"], "active");
+    let e = get(extended).await;
+    assert_eq!(e["status"]["state"], "active");
+    let end = time::OffsetDateTime::parse(
+        e["endsAt"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!(end > now + time::Duration::hours(4), "extension lost: {e}");
+    assert_eq!(get(replaced).await["status"]["state"], "expired");
+    let r = get(replacement).await;
+    assert_eq!(r["status"]["state"], "active");
+    assert_eq!(r["matchers"][0]["value"], "D");
+    assert_eq!(get(expired).await["status"]["state"], "expired");
+    p.kill9();
+}

@@ -82,7 +82,16 @@
 //! /dev/null), `BENCH_WEBHOOK_RATE_LIMIT` (e.g. `1000/1s`: the router's `rate_limit` on the
 //! sink receiver; its default for webhooks is 100/s, Alertmanager has none),
 //! `BENCH_ROUTER_CONFIG` (YAML appended at the top level of the router's config, e.g.
-//! `ingest: {max_pending_alerts: 1000000}`; not `listen`, `storage` or `route`, which it sets).
+//! `ingest: {max_pending_alerts: 1000000}`; not `listen`, `storage` or `route`, which it sets),
+//! `BENCH_ROUTER_API=v2` (the router gets the same `POST /api/v2/alerts` bodies as
+//! Alertmanager instead of webhooks), `BENCH_SILENCES` (N active silences created on both
+//! servers after start, through `POST /api/v2/silences`: one alert name and an `instance`
+//! regex that matches none of the load's alerts, so every alert is checked against them and
+//! still flows) and `BENCH_INHIBIT_RULES` (N `inhibit_rules` in both configurations: source
+//! `alertname="Source<i>", severity="critical"`, target `severity="warning"`, `equal:
+//! [namespace, cluster]`). Issue 7's benchmark is
+//! `BENCH_ROUTER_API=v2 BENCH_SILENCES=1000 BENCH_INHIBIT_RULES=100 BENCH_WORKLOADS=A
+//! BENCH_TESTS=closed100,closed1,open cargo bench --bench ingest`.
 //! Without `--bench` (as under `cargo test --benches`) it runs a few-second smoke version of
 //! every test against the router only (2,000 alerts).
 //!
@@ -241,6 +250,13 @@ const NAMESPACES: [&str; 8] = [
 static ALERT_SEQ: AtomicU64 = AtomicU64::new(0);
 /// Every post gets the next number: its alert name and namespace.
 static POST_SEQ: AtomicU64 = AtomicU64::new(0);
+/// `BENCH_ROUTER_API=v2`: the router is fed Alertmanager API v2 bodies too.
+static ROUTER_API_V2: AtomicBool = AtomicBool::new(false);
+
+/// Whether `kind` is sent webhook bodies (else postable alerts on `/api/v2/alerts`).
+fn webhook_wire(kind: Kind) -> bool {
+    kind == Kind::Router && !ROUTER_API_V2.load(Ordering::Relaxed)
+}
 /// Servers still running, for the Ctrl-C handler.
 static CHILD_PIDS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
@@ -292,9 +308,10 @@ impl Kind {
     }
 
     fn ingest_path(self) -> &'static str {
-        match self {
-            Kind::Router => "/webhook",
-            Kind::Alertmanager => "/api/v2/alerts",
+        if webhook_wire(self) {
+            "/webhook"
+        } else {
+            "/api/v2/alerts"
         }
     }
 }
@@ -324,6 +341,10 @@ struct Settings {
     server_logs: bool,
     router_extra: Option<String>,
     webhook_rate_limit: Option<String>,
+    /// Active silences created on each server after start.
+    silences: usize,
+    /// Inhibition rules in each server's configuration.
+    inhibit_rules: usize,
     /// Which tests to run: memory, closed100, closed1, open, restart.
     tests: Vec<String>,
 }
@@ -456,6 +477,8 @@ impl Settings {
                 t
             },
             webhook_rate_limit: env_str("BENCH_WEBHOOK_RATE_LIMIT"),
+            silences: env_f64("BENCH_SILENCES", 0.0).max(0.0) as usize,
+            inhibit_rules: env_f64("BENCH_INHIBIT_RULES", 0.0).max(0.0) as usize,
         }
     }
 
@@ -510,9 +533,11 @@ fn payload(kind: Kind, n: usize, starts_at: &str) -> Bytes {
     let cluster = "prod-eu-1";
     let runbook = format!("https://runbooks.prometheus-operator.dev/runbooks/{slug}");
     let mut s = String::with_capacity(n * 760 + 700);
-    match kind {
-        Kind::Router => s.push_str(r#"{"receiver":"upstream","status":"firing","alerts":["#),
-        Kind::Alertmanager => s.push('['),
+    let webhook = webhook_wire(kind);
+    if webhook {
+        s.push_str(r#"{"receiver":"upstream","status":"firing","alerts":["#);
+    } else {
+        s.push('[');
     }
     for i in 0..n as u64 {
         let seq = first + i;
@@ -527,7 +552,7 @@ fn payload(kind: Kind, n: usize, starts_at: &str) -> Bytes {
             9100 + (seq >> 24)
         );
         let pod = format!("{ns}-api-7d9f8b6c4-{seq:07x}");
-        if kind == Kind::Router {
+        if webhook {
             s.push_str(r#"{"status":"firing","#);
         } else {
             s.push('{');
@@ -552,7 +577,7 @@ fn payload(kind: Kind, n: usize, starts_at: &str) -> Bytes {
             summary = summary,
             starts = starts_at,
         );
-        if kind == Kind::Router {
+        if webhook {
             s.push_str(r#""endsAt":"0001-01-01T00:00:00Z","#);
         }
         let _ = write!(
@@ -560,12 +585,12 @@ fn payload(kind: Kind, n: usize, starts_at: &str) -> Bytes {
             r#""generatorURL":"http://prometheus-k8s.monitoring.svc:9090/graph?g0.expr=ALERTS%7Balertname%3D%22{name}%22%7D&g0.tab=1"}}"#
         );
     }
-    match kind {
-        Kind::Router => {
+    if webhook {
+        {
             let _ = write!(
                 s,
                 concat!(
-                    r#"],"groupLabels":{{"alertname":"{name}"}},"#,
+                    r#"],"groupLabels"":{{"alertname":"{name}"}},"#,
                     r#""commonLabels":{{"alertname":"{name}","cluster":"{cluster}","job":"{job}","namespace":"{ns}","severity":"{severity}"}},"#,
                     r#""commonAnnotations":{{"runbook_url":"{runbook}","summary":"{summary}"}},"#,
                     r#""externalURL":"http://alertmanager.monitoring.svc:9093","version":"4","#,
@@ -580,7 +605,8 @@ fn payload(kind: Kind, n: usize, starts_at: &str) -> Bytes {
                 summary = summary,
             );
         }
-        Kind::Alertmanager => s.push(']'),
+    } else {
+        s.push(']');
     }
     Bytes::from(s)
 }
@@ -798,7 +824,19 @@ impl Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let (group_wait, group_interval) = s.timers(wl);
-        let route = format!(
+        let mut route = String::new();
+        if s.inhibit_rules > 0 {
+            route.push_str("inhibit_rules:\n");
+            for i in 0..s.inhibit_rules {
+                let _ = writeln!(
+                    route,
+                    "  - source_matchers: ['alertname=\"Source{i}\"', 'severity=\"critical\"']\n    \
+                     target_matchers: ['severity=\"warning\"']\n    equal: [namespace, cluster]"
+                );
+            }
+        }
+        let _ = write!(
+            route,
             "route:\n  receiver: sink\n  group_by: {}\n  group_wait: {group_wait}\n  \
              group_interval: {group_interval}\n  repeat_interval: 4h\n\
              receivers:\n  - name: sink\n    webhook_configs:\n      - url: 'http://127.0.0.1:{}/hook'\n",
@@ -866,7 +904,49 @@ impl Server {
             _dir: dir,
         };
         server.wait_ready(spawned, START_DEADLINE).await;
+        server.add_silences(s.silences).await;
         server
+    }
+
+    /// Create `n` active silences that match none of the load's alerts (each names one of
+    /// the load's alert names, so the name matcher passes, and an `instance` regex no
+    /// generated address matches).
+    async fn add_silences(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let fmt = |t: time::OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .expect("format time")
+        };
+        let now = time::OffsetDateTime::now_utc();
+        let (starts, ends) = (fmt(now), fmt(now + time::Duration::hours(6)));
+        let mut c = Conn::new(self.port);
+        for i in 0..n {
+            let (name, ..) = ALERT_NAMES[i % ALERT_NAMES.len()];
+            let body = format!(
+                concat!(
+                    r#"{{"matchers":[{{"name":"alertname","value":"{name}","isRegex":false}},"#,
+                    r#"{{"name":"instance","value":"192\.168\.{i}\..*","isRegex":true}}],"#,
+                    r#""startsAt":"{starts}","endsAt":"{ends}","createdBy":"bench","comment":"silence {i}"}}"#
+                ),
+                name = name,
+                i = i,
+                starts = starts,
+                ends = ends
+            );
+            match c
+                .send(Method::POST, "/api/v2/silences", Bytes::from(body))
+                .await
+            {
+                Ok((200, _)) => {}
+                other => panic!(
+                    "{}: creating silence {i} failed: {:?}",
+                    self.kind.name(),
+                    other.map(|(s, b)| (s, String::from_utf8_lossy(&b).into_owned()))
+                ),
+            }
+        }
     }
 
     /// Poll `GET /-/ready` every 10 ms until it answers 200; answers the time since `since`.
@@ -2265,6 +2345,9 @@ async fn run(s: Settings) {
 
 fn main() {
     let settings = Settings::from_env();
+    if env_str("BENCH_ROUTER_API").is_some_and(|v| v == "v2") {
+        ROUTER_API_V2.store(true, Ordering::Relaxed);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

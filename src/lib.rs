@@ -354,6 +354,12 @@ fn spawn_ack_sweeper(app: Arc<App>) -> tokio::task::JoinHandle<()> {
         loop {
             app.silences.wait_resolved_hint(ACK_SWEEP_PERIOD).await;
             let t = alert::now();
+            for (state, n) in app.silences.counts(t) {
+                app.metrics
+                    .silences
+                    .get_or_create(&metrics::labels(&[("state", state.as_str())]))
+                    .set(n as i64);
+            }
             let store = app.store.clone();
             // Unreadable = not known to be resolved: the acknowledgement stays.
             let resolved = move |fp| match store.alert(fp) {

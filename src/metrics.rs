@@ -38,6 +38,8 @@ pub struct Metrics {
     pub config_reload_success: Gauge,
     pub config_reload_timestamp: Gauge<f64, AtomicU64>,
     pub ingest_ack_latency: Histogram,
+    pub silences: Family<Labels, Gauge>,
+    pub alerts_suppressed: Gauge,
 }
 
 impl Default for Metrics {
@@ -69,12 +71,24 @@ impl Metrics {
             config_reload_success: Gauge::default(),
             config_reload_timestamp: Gauge::default(),
             ingest_ack_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            silences: Family::default(),
+            alerts_suppressed: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
             "alerts_received",
             "Alerts received, by status",
             m.alerts_received.clone(),
+        );
+        registry.register(
+            "silences",
+            "Silences (acknowledgements included), by state",
+            m.silences.clone(),
+        );
+        registry.register(
+            "alerts_suppressed",
+            "Firing alerts held in aggregation groups that their last flush left out (silenced, inhibited or muted by time intervals)",
+            m.alerts_suppressed.clone(),
         );
         registry.register(
             "alerts_invalid",

@@ -146,6 +146,13 @@ async fn a_silenced_new_alert_is_sent_when_the_silence_ends_and_others_go_out_me
     )
     .to_string();
     assert_eq!(g["suppressed"][&fa]["silencedBy"], json!([id]));
+    // Metrics: one active silence, one suppressed alert.
+    wait_for(WAIT, "silence and suppression gauges", || async {
+        let s = metric(&app.base, "alert_router_silences{state=\"active\"}").await;
+        let a = metric(&app.base, "alert_router_alerts_suppressed").await;
+        (s == 1.0 && a == 1.0).then_some(())
+    })
+    .await;
     expire(&app, &id).await;
     let v = wait_count(&app, 2).await;
     assert_eq!(

@@ -172,6 +172,8 @@ struct Group {
     /// Its timer state is in the store (written at its first flush, then whenever a flush
     /// sends something).
     stored: bool,
+    /// Firing alerts its last flush left out (silenced, inhibited, muted).
+    suppressed: usize,
 }
 
 /// An alert in a group: the store's shared record (decoded only when the group flushes)
@@ -542,6 +544,7 @@ impl Dispatcher {
                     next_flush,
                     last_flush: persisted.and_then(|p| p.last_flush),
                     stored: persisted.is_some(),
+                    suppressed: 0,
                 };
                 self.timers.insert((next_flush, id.clone()));
                 self.groups.insert(id.clone(), g);
@@ -589,6 +592,8 @@ impl Dispatcher {
             .map(|g| g.alerts.values().filter(|a| !a.resolved_at(t)).count())
             .sum();
         self.metrics.alerts_active.set(firing as i64);
+        let suppressed: usize = self.groups.values().map(|g| g.suppressed).sum();
+        self.metrics.alerts_suppressed.set(suppressed as i64);
         self.metrics.groups.set(self.groups.len() as i64);
         self.gauges_updated = std::time::Instant::now();
         self.gauges_dirty = false;
@@ -798,6 +803,7 @@ fn flush_group(
         .filter(|a| muted.contains(&a.fingerprint) && !a.resolved_at(t))
         .map(|a| a.fingerprint.0)
         .collect();
+    g.suppressed = muted_firing.len();
     if !muted.is_empty() {
         alerts.retain(|a| !muted.contains(&a.fingerprint));
     }

@@ -2,8 +2,6 @@
 //! repeat interval, following Alertmanager's notification-log rules.
 mod common;
 use common::*;
-use serde_json::Value;
-use std::time::Duration;
 
 const CONFIG: &str = r#"
 route:

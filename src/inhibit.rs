@@ -212,6 +212,57 @@ impl Rule {
 #[derive(Debug, Default)]
 pub struct Inhibitor {
     rules: Vec<Rule>,
+    /// Rules whose source matchers include `name="value"` (value non-empty), by that
+    /// matcher: an alert is only tried against the rules indexed under its own labels and
+    /// the unindexed ones, so a hundred rules cost a few hash lookups per observed alert.
+    by_source_label: RuleIndex,
+    /// The same for the target matchers (what [`Inhibitor::inhibited_by`] tries).
+    by_target_label: RuleIndex,
+}
+
+/// Rule indices by one equality matcher (name → value → rules), plus the rest.
+#[derive(Debug, Default)]
+struct RuleIndex {
+    by_label: HashMap<String, HashMap<String, Vec<usize>>>,
+    unindexed: Vec<usize>,
+}
+
+impl RuleIndex {
+    fn build<'a>(sides: impl Iterator<Item = &'a Matchers>) -> Self {
+        let mut idx = RuleIndex::default();
+        for (i, ms) in sides.enumerate() {
+            // `name=""` also matches alerts without the label: not indexable.
+            match ms
+                .0
+                .iter()
+                .find(|m| m.op == MatchType::Equal && !m.value.is_empty())
+            {
+                Some(m) => idx
+                    .by_label
+                    .entry(m.name.clone())
+                    .or_default()
+                    .entry(m.value.clone())
+                    .or_default()
+                    .push(i),
+                None => idx.unindexed.push(i),
+            }
+        }
+        idx
+    }
+
+    /// Rules that may match `labels`, in rule order, each once.
+    fn candidates(&self, labels: &LabelSet) -> Vec<usize> {
+        let mut v: Vec<usize> = labels
+            .iter()
+            .filter_map(|(k, val)| self.by_label.get(k)?.get(val))
+            .flatten()
+            .chain(self.unindexed.iter())
+            .copied()
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
 }
 
 impl Inhibitor {
@@ -229,8 +280,12 @@ impl Inhibitor {
                     sources: HashMap::new(),
                 }
             })
-            .collect();
-        Inhibitor { rules }
+            .collect::<Vec<Rule>>();
+        Inhibitor {
+            by_source_label: RuleIndex::build(rules.iter().map(|r| &r.source)),
+            by_target_label: RuleIndex::build(rules.iter().map(|r| &r.target)),
+            rules,
+        }
     }
 
     /// No rules: nothing is ever inhibited.
@@ -242,10 +297,16 @@ impl Inhibitor {
     /// for every rule whose source matchers it matches.
     pub fn observe(&mut self, fp: Fingerprint, labels: &LabelSet, ends_at: Option<OffsetDateTime>) {
         let end = end_key(ends_at);
-        for rule in &mut self.rules {
-            if !rule.source.matches(labels) {
+        if self.rules.is_empty() {
+            return;
+        }
+        let candidates = self.by_source_label.candidates(labels);
+        for (i, rule) in self.rules.iter_mut().enumerate() {
+            if !candidates.contains(&i) || !rule.source.matches(labels) {
                 // Labels of a fingerprint do not change, but stay exact if a caller reuses one.
-                rule.remove(fp);
+                if !rule.sources.is_empty() {
+                    rule.remove(fp);
+                }
                 continue;
             }
             let key = rule.key(labels);
@@ -290,19 +351,26 @@ impl Inhibitor {
         t: OffsetDateTime,
     ) -> Option<Fingerprint> {
         let t = t.unix_timestamp_nanos();
-        self.rules.iter().find_map(|rule| {
-            if rule.sources.is_empty() || !rule.target.matches(labels) {
-                return None;
-            }
-            let bucket = rule.buckets.get(&rule.key(labels))?;
-            firing(&bucket.one_sided, fp, t).or_else(|| {
-                if rule.source.matches(labels) {
-                    None
-                } else {
-                    firing(&bucket.two_sided, fp, t)
+        if self.rules.iter().all(|r| r.sources.is_empty()) {
+            return None;
+        }
+        self.by_target_label
+            .candidates(labels)
+            .into_iter()
+            .find_map(|i| {
+                let rule = &self.rules[i];
+                if rule.sources.is_empty() || !rule.target.matches(labels) {
+                    return None;
                 }
+                let bucket = rule.buckets.get(&rule.key(labels))?;
+                firing(&bucket.one_sided, fp, t).or_else(|| {
+                    if rule.source.matches(labels) {
+                        None
+                    } else {
+                        firing(&bucket.two_sided, fp, t)
+                    }
+                })
             })
-        })
     }
 
     /// Drop every source that ended at or before `t`: it cannot inhibit anything any more

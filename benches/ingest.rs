@@ -927,7 +927,7 @@ impl Server {
             let body = format!(
                 concat!(
                     r#"{{"matchers":[{{"name":"alertname","value":"{name}","isRegex":false}},"#,
-                    r#"{{"name":"instance","value":"192\.168\.{i}\..*","isRegex":true}}],"#,
+                    r#"{{"name":"instance","value":"192\\.168\\.{i}\\..*","isRegex":true}}],"#,
                     r#""startsAt":"{starts}","endsAt":"{ends}","createdBy":"bench","comment":"silence {i}"}}"#
                 ),
                 name = name,

@@ -244,6 +244,21 @@ pub struct GlobalConfig {
     pub mattermost_webhook_url: Option<Secret>,
     #[serde(default)]
     pub mattermost_webhook_url_file: Option<PathBuf>,
+    /// Default `api_url` of `telegram_configs`.
+    #[serde(default)]
+    pub telegram_api_url: Option<String>,
+    /// Default `api_url` of `rocketchat_configs`.
+    #[serde(default)]
+    pub rocketchat_api_url: Option<String>,
+    /// Default credentials of `rocketchat_configs`.
+    #[serde(default)]
+    pub rocketchat_token: Option<Secret>,
+    #[serde(default)]
+    pub rocketchat_token_file: Option<PathBuf>,
+    #[serde(default)]
+    pub rocketchat_token_id: Option<Secret>,
+    #[serde(default)]
+    pub rocketchat_token_id_file: Option<PathBuf>,
 }
 
 fn default_resolve_timeout() -> AmDuration {
@@ -269,6 +284,12 @@ impl Default for GlobalConfig {
             slack_app_url: None,
             mattermost_webhook_url: None,
             mattermost_webhook_url_file: None,
+            telegram_api_url: None,
+            rocketchat_api_url: None,
+            rocketchat_token: None,
+            rocketchat_token_file: None,
+            rocketchat_token_id: None,
+            rocketchat_token_id_file: None,
         }
     }
 }

@@ -189,10 +189,23 @@ fn secret_or_file(
 
 impl RocketchatConfig {
     /// Read `*_file` keys relative to `base`, apply defaults and check every key.
-    pub fn validate(&mut self, base: &Path, _g: &GlobalConfig) -> Result<(), String> {
+    pub fn validate(&mut self, base: &Path, g: &GlobalConfig) -> Result<(), String> {
         self.http_config.resolve(base)?;
-        let api = self.api_url.get_or_insert_with(|| DEFAULT_API_URL.into());
+        let api = self.api_url.get_or_insert_with(|| {
+            g.rocketchat_api_url
+                .clone()
+                .unwrap_or_else(|| DEFAULT_API_URL.into())
+        });
         crate::config::check_url(api).map_err(|m| format!("api_url: {m}"))?;
+        // Credentials not set on the receiver come from `global.rocketchat_token(_id)(_file)`.
+        if self.token_id.is_none() && self.token_id_file.is_none() {
+            self.token_id = g.rocketchat_token_id.clone();
+            self.token_id_file = g.rocketchat_token_id_file.clone();
+        }
+        if self.token.is_none() && self.token_file.is_none() {
+            self.token = g.rocketchat_token.clone();
+            self.token_file = g.rocketchat_token_file.clone();
+        }
         secret_or_file(
             base,
             &mut self.token_id,
@@ -988,5 +1001,29 @@ mod tests {
             assert!(e.contains(err), "{e}");
             assert!(!e.contains("bad token"), "{e}");
         }
+    }
+
+    #[test]
+    fn global_defaults_fill_api_url_and_credentials() {
+        let g = GlobalConfig {
+            rocketchat_api_url: Some("http://rc.test".into()),
+            rocketchat_token: Some(Secret::new("GLOBALTOKEN")),
+            rocketchat_token_id: Some(Secret::new("GLOBALID")),
+            ..GlobalConfig::default()
+        };
+        let mut c: RocketchatConfig = serde_json::from_value(json!({"channel": "#a"})).unwrap();
+        c.validate(Path::new("."), &g).unwrap();
+        assert_eq!(c.api_url.as_deref(), Some("http://rc.test"));
+        assert_eq!(c.token.as_ref().map(|s| s.expose()), Some("GLOBALTOKEN"));
+        assert_eq!(c.token_id.as_ref().map(|s| s.expose()), Some("GLOBALID"));
+        // The receiver's own values win.
+        let mut c: RocketchatConfig = serde_json::from_value(
+            json!({"channel": "#a", "api_url": "http://own.test", "token": "OWN", "token_id": "OWNID"}),
+        )
+        .unwrap();
+        c.validate(Path::new("."), &g).unwrap();
+        assert_eq!(c.api_url.as_deref(), Some("http://own.test"));
+        assert_eq!(c.token.as_ref().map(|s| s.expose()), Some("OWN"));
+        assert_eq!(c.token_id.as_ref().map(|s| s.expose()), Some("OWNID"));
     }
 }

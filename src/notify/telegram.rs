@@ -122,9 +122,13 @@ fn read_secret(base: &Path, p: &Path, what: &str) -> Result<String, String> {
 
 impl TelegramConfig {
     /// Read `*_file` keys relative to `base`, apply defaults and check every key.
-    pub fn validate(&mut self, base: &Path, _g: &GlobalConfig) -> Result<(), String> {
+    pub fn validate(&mut self, base: &Path, g: &GlobalConfig) -> Result<(), String> {
         self.http_config.resolve(base)?;
-        let api = self.api_url.get_or_insert_with(|| DEFAULT_API_URL.into());
+        let api = self.api_url.get_or_insert_with(|| {
+            g.telegram_api_url
+                .clone()
+                .unwrap_or_else(|| DEFAULT_API_URL.into())
+        });
         crate::config::check_url(api).map_err(|m| format!("api_url: {m}"))?;
         match (&self.bot_token, self.bot_token_file.take()) {
             (Some(_), Some(_)) => {
@@ -1063,6 +1067,14 @@ mod tests {
         assert!(!c.update_message);
         let mut c = config(json!({}));
         assert_eq!(c.api_url.as_deref(), Some(DEFAULT_API_URL));
+        let mut from_global: TelegramConfig =
+            serde_json::from_value(json!({"bot_token": "1:a", "chat_id": 5})).unwrap();
+        let g = GlobalConfig {
+            telegram_api_url: Some("http://tg.test".into()),
+            ..GlobalConfig::default()
+        };
+        from_global.validate(Path::new("."), &g).unwrap();
+        assert_eq!(from_global.api_url.as_deref(), Some("http://tg.test"));
         for (extra, err) in [
             (json!({"parse_mode": "html"}), "parse_mode"),
             (json!({"bot_token": "12/../x"}), "bot_token"),

@@ -4,59 +4,14 @@
 mod common;
 use common::*;
 use serde_json::{json, Value};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const AM_BIN: &str = "/usr/bin/prometheus-alertmanager";
-
-struct Am {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Am {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// An Alertmanager replica sending its webhooks to the router at `router`.
 async fn start_am(router: &str) -> Am {
-    assert!(
-        std::path::Path::new(AM_BIN).exists(),
-        "{AM_BIN} is missing: install Debian's prometheus-alertmanager (.ci/run does)"
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let cfg = dir.path().join("alertmanager.yml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "route:\n  receiver: router\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 2s\nreceivers:\n  - name: router\n    webhook_configs:\n      - url: {router}/webhook\n        send_resolved: true\n"
-        ),
-    )
-    .unwrap();
-    let child = Command::new(AM_BIN)
-        .arg(format!("--config.file={}", cfg.display()))
-        .arg(format!(
-            "--storage.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--cluster.listen-address=")
-        .arg("--log.level=warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start alertmanager");
-    let base = format!("http://127.0.0.1:{port}");
-    wait_ready(&base, "alertmanager ready").await;
-    Am {
-        child,
-        base,
-        _dir: dir,
-    }
+    Am::start(&format!(
+        "route:\n  receiver: router\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 2s\nreceivers:\n  - name: router\n    webhook_configs:\n      - url: {router}/webhook\n        send_resolved: true\n"
+    ))
+    .await
 }
 
 async fn post_alerts(am: &Am, alerts: &Value) {

@@ -18,102 +18,15 @@ use common::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-
-const AM_BIN: &str = "/usr/bin/prometheus-alertmanager";
 
 /// Tolerance for the arrival time of corresponding notifications.
 const TIME_TOLERANCE: f64 = 1.0;
 
 // ---------------------------------------------------------------------------------------
-// The real Alertmanager as a subprocess
-// ---------------------------------------------------------------------------------------
-
-struct Am {
-    child: Child,
-    base: String,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Am {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Am {
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("alertmanager.log")).unwrap_or_default()
-    }
-}
-
-async fn start_am(config: &str) -> Am {
-    assert!(
-        std::path::Path::new(AM_BIN).exists(),
-        "{AM_BIN} is missing: install Debian's prometheus-alertmanager (.ci/run does)"
-    );
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = dir.path().join("alertmanager.yml");
-    std::fs::write(&cfg, config).expect("write alertmanager.yml");
-    let log = std::fs::File::create(dir.path().join("alertmanager.log")).expect("log file");
-    let port = free_port();
-    let child = Command::new(AM_BIN)
-        .arg(format!("--config.file={}", cfg.display()))
-        .arg(format!(
-            "--storage.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--cluster.listen-address=")
-        .arg("--log.level=info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("start alertmanager");
-    let mut am = Am {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        dir,
-    };
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(Some(status)) = am.child.try_wait() {
-            panic!(
-                "alertmanager exited during start-up ({status}); its log:\n{}",
-                am.log()
-            );
-        }
-        let ready = client
-            .get(format!("{}/-/ready", am.base))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200);
-        if ready {
-            return am;
-        }
-        if Instant::now() > deadline {
-            panic!("alertmanager not ready after 30s; its log:\n{}", am.log());
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-// ---------------------------------------------------------------------------------------
 // Alerts as Prometheus posts them
 // ---------------------------------------------------------------------------------------
-
-fn ts(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).expect("RFC 3339")
-}
-
-fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
-}
 
 fn secs(s: f64) -> time::Duration {
     time::Duration::seconds_f64(s)
@@ -169,7 +82,7 @@ impl Pair {
         let rt_sink = MockServer::start(Reply::ok("ok"), None).await;
         let am_cfg = config.replace("SINK", &am_sink.url(""));
         let rt_cfg = config.replace("SINK", &rt_sink.url(""));
-        let (am, app) = tokio::join!(start_am(&am_cfg), TestApp::start(&rt_cfg));
+        let (am, app) = tokio::join!(Am::start(&am_cfg), TestApp::start(&rt_cfg));
         Pair {
             _serial: serial,
             name,
@@ -252,14 +165,7 @@ impl Pair {
 
 /// Canonical form of a label set: `{a="1",b="2"}` (names sorted).
 fn labels_string(v: &Value) -> String {
-    let m: BTreeMap<String, String> = v
-        .as_object()
-        .map(|o| {
-            o.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("<non-string>").to_string()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let m = label_map(v);
     let inner: Vec<String> = m.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
     format!("{{{}}}", inner.join(","))
 }

@@ -699,55 +699,6 @@ async fn reload_does_not_resend_old_resolves() {
     app.stop().await;
 }
 
-/// The real binary, stopped gracefully with SIGTERM and started again on the same store
-/// (in-process, the first router's background tasks keep the store's lock).
-struct Proc {
-    child: std::process::Child,
-    base: String,
-}
-
-impl Proc {
-    async fn spawn(config: &std::path::Path, port: u16) -> Proc {
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_alert-router"))
-            .arg("--config")
-            .arg(config)
-            .arg("--log-level")
-            .arg("warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::inherit())
-            .spawn()
-            .expect("spawn alert-router");
-        let base = format!("http://127.0.0.1:{port}");
-        let p = Proc { child, base };
-        wait_ready(&p.base, "router ready").await;
-        p
-    }
-
-    /// SIGTERM, then wait for a clean exit.
-    async fn terminate(mut self) {
-        let pid = self.child.id().to_string();
-        assert!(std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
-        let status = wait_for(Duration::from_secs(20), "exit after SIGTERM", || {
-            let s = self.child.try_wait().unwrap();
-            async move { s }
-        })
-        .await;
-        assert!(status.success(), "exit status {status:?}");
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        // never leave a router behind when a test fails
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_does_not_resend_old_resolves() {
     init();
@@ -764,12 +715,12 @@ async fn restart_does_not_resend_old_resolves() {
         ),
     )
     .unwrap();
-    let p = Proc::spawn(&cfg, port).await;
+    let p = RouterProc::spawn(&cfg, port).await;
     fire_resolve_fire(&p.base, &sink).await;
     wait_ticks(&p.base, "Old", 2).await;
     assert_eq!(sink.count(), 3);
     p.terminate().await;
-    let p = Proc::spawn(&cfg, port).await;
+    let p = RouterProc::spawn(&cfg, port).await;
     assert_nothing_more_sent(&p.base, &sink, "a restart").await;
     p.terminate().await;
 }

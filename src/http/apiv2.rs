@@ -69,18 +69,17 @@ fn params(raw: Option<&str>) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A boolean query parameter (go-openapi's spellings), `default` when absent.
-/// Errors are the message of a 400 answer.
-fn flag(params: &[(String, String)], name: &str, default: bool) -> Result<bool, String> {
-    let Some((_, v)) = params.iter().rev().find(|(k, _)| k == name) else {
-        return Ok(default);
-    };
-    match v.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "y" | "on" | "t" | "ok" | "enabled" | "checked" | "selected" => {
-            Ok(true)
-        }
-        "false" | "0" | "no" | "n" | "off" | "f" | "disabled" | "" => Ok(false),
-        _ => Err(format!("{name} in query must be of type boolean: {v:?}")),
+/// A boolean query parameter as go-openapi binds it: absent or empty is `default`, one of
+/// its true spellings is true and anything else is false (never an error: Alertmanager
+/// answers `active=maybe` like `active=false`).
+fn flag(params: &[(String, String)], name: &str, default: bool) -> bool {
+    match params.iter().rev().find(|(k, _)| k == name) {
+        None => default,
+        Some((_, v)) if v.is_empty() => default,
+        Some((_, v)) => matches!(
+            v.to_ascii_lowercase().as_str(),
+            "true" | "1" | "yes" | "y" | "on" | "t" | "ok" | "enabled" | "checked" | "selected"
+        ),
     }
 }
 
@@ -169,10 +168,10 @@ impl AlertFilter {
             None => None,
         };
         Ok(AlertFilter {
-            active: flag(&p, "active", true)?,
-            silenced: flag(&p, "silenced", true)?,
-            inhibited: flag(&p, "inhibited", true)?,
-            muted: flag(&p, "muted", true)?,
+            active: flag(&p, "active", true),
+            silenced: flag(&p, "silenced", true),
+            inhibited: flag(&p, "inhibited", true),
+            muted: flag(&p, "muted", true),
             matchers: filters(&p)?,
             receiver,
         })
@@ -180,13 +179,19 @@ impl AlertFilter {
 
     /// Whether an alert (not resolved at `t`) with these receivers and this state is shown.
     fn keep(&self, a: &Alert, receivers: &[String], s: &Suppression, t: OffsetDateTime) -> bool {
-        if a.resolved_at(t) || !self.matchers.iter().all(|m| m.matches_labels(&a.labels)) {
-            return false;
-        }
         if let Some(re) = &self.receiver {
             if !receivers.iter().any(|r| re.is_match(r)) {
                 return false;
             }
+        }
+        self.keep_state(a, s, t)
+    }
+
+    /// [`AlertFilter::keep`] without the receiver (which filters groups, not alerts, in
+    /// `/api/v2/alerts/groups`).
+    fn keep_state(&self, a: &Alert, s: &Suppression, t: OffsetDateTime) -> bool {
+        if a.resolved_at(t) || !self.matchers.iter().all(|m| m.matches_labels(&a.labels)) {
+            return false;
         }
         if !self.active && !s.suppressed() {
             return false;
@@ -218,8 +223,9 @@ pub async fn get_alerts(State(app): State<Arc<App>>, RawQuery(q): RawQuery) -> R
             }
             let routes = routing.routes_for(&a);
             let receivers: Vec<String> = routes.iter().map(|r| r.receiver.clone()).collect();
-            let mut s = suppression(&app2, &a, t);
-            s.muted_by = routing.muted_by_all(&routes, t);
+            // As Alertmanager: time intervals mute groups, not alerts, so this list never
+            // shows `mutedBy` (`/api/v2/alerts/groups` does).
+            let s = suppression(&app2, &a, t);
             if !f.keep(&a, &receivers, &s, t) {
                 continue;
             }
@@ -247,35 +253,55 @@ pub async fn get_groups(State(app): State<Arc<App>>, RawQuery(q): RawQuery) -> R
     let scan = tokio::task::spawn_blocking(move || -> Result<Vec<Value>, String> {
         let t = now();
         let routing = app2.routing();
-        let mut out: Vec<(LabelSet, String, Value)> = Vec::new();
+        // As Alertmanager: `receiver` selects groups by their receiver, the alert filters
+        // select alerts (on silences and inhibitions; time intervals mute groups), and an
+        // alert's `receivers` are those of the selected groups it is shown in.
+        let mut kept: Vec<(crate::dispatch::GroupView, Vec<(Alert, Suppression)>)> = Vec::new();
+        let mut receivers: std::collections::HashMap<Fingerprint, Vec<String>> =
+            std::collections::HashMap::new();
         for g in views {
+            if f.receiver
+                .as_ref()
+                .is_some_and(|re| !re.is_match(&g.receiver))
+            {
+                continue;
+            }
             let group_muted = routing.route_muted_by(&g.route, t);
             if !f.muted && !group_muted.is_empty() {
                 continue;
             }
-            let mut alerts: Vec<Alert> = Vec::new();
+            let mut alerts: Vec<(Alert, Suppression)> = Vec::new();
             for fp in &g.alerts {
                 let Some(fp) = Fingerprint::parse(fp) else {
                     continue;
                 };
-                if let Some(a) = app2.store.alert(fp).map_err(|e| e.to_string())? {
-                    alerts.push(a);
+                let Some(a) = app2.store.alert(fp).map_err(|e| e.to_string())? else {
+                    continue;
+                };
+                let mut s = suppression(&app2, &a, t);
+                if f.keep_state(&a, &s, t) {
+                    s.muted_by = group_muted.clone();
+                    receivers.entry(fp).or_default().push(g.receiver.clone());
+                    alerts.push((a, s));
                 }
             }
-            alerts.sort_by(|a, b| crate::alert::notification_order(&a.labels, &b.labels));
-            let mut shown = Vec::new();
-            for a in &alerts {
-                let routes = routing.routes_for(a);
-                let receivers: Vec<String> = routes.iter().map(|r| r.receiver.clone()).collect();
-                let mut s = suppression(&app2, a, t);
-                s.muted_by = group_muted.clone();
-                if f.keep(a, &receivers, &s, t) {
-                    shown.push(gettable_alert(a, &receivers, &s));
-                }
+            if !alerts.is_empty() {
+                kept.push((g, alerts));
             }
-            if shown.is_empty() {
-                continue;
-            }
+        }
+        for r in receivers.values_mut() {
+            r.sort();
+        }
+        let mut out: Vec<(LabelSet, String, Value)> = Vec::new();
+        for (g, mut alerts) in kept {
+            alerts.sort_by(|a, b| crate::alert::notification_order(&a.0.labels, &b.0.labels));
+            let shown: Vec<Value> = alerts
+                .iter()
+                .map(|(a, s)| {
+                    let r = receivers.get(&a.fingerprint).cloned().unwrap_or_default();
+                    gettable_alert(a, &r, s)
+                })
+                .collect();
             let v = json!({
                 "alerts": shown,
                 "labels": g.labels,
@@ -336,9 +362,9 @@ pub async fn get_silences(State(app): State<Arc<App>>, RawQuery(q): RawQuery) ->
     let (matchers, active, pending, expired) = match (|| {
         Ok::<_, String>((
             filters(&p)?,
-            flag(&p, "active", true)?,
-            flag(&p, "pending", true)?,
-            flag(&p, "expired", true)?,
+            flag(&p, "active", true),
+            flag(&p, "pending", true),
+            flag(&p, "expired", true),
         ))
     })() {
         Ok(x) => x,
@@ -385,8 +411,84 @@ pub fn silence_error(e: SilenceError) -> Response {
     }
 }
 
+/// The shape of a `postableSilence` as go-openapi checks it before Alertmanager sees it:
+/// every field optional here so that a wrong type (400) is told from a missing field (422).
+#[derive(serde::Deserialize)]
+struct SilenceShape {
+    matchers: Option<Vec<MatcherShape>>,
+    #[serde(rename = "startsAt", default, with = "time::serde::rfc3339::option")]
+    starts_at: Option<OffsetDateTime>,
+    #[serde(rename = "endsAt", default, with = "time::serde::rfc3339::option")]
+    ends_at: Option<OffsetDateTime>,
+    #[serde(rename = "createdBy")]
+    created_by: Option<String>,
+    comment: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct MatcherShape {
+    name: Option<String>,
+    value: Option<String>,
+    #[serde(rename = "isRegex")]
+    is_regex: Option<bool>,
+}
+
+/// Alertmanager's schema check of a silence body: malformed JSON or a wrong type is 400,
+/// a missing required field (`matchers` with at least one item, `startsAt`, `endsAt`,
+/// `createdBy`, `comment`; per matcher `name`, `value`, `isRegex`) is 422.
+fn check_silence_shape(body: &[u8]) -> Result<(), (StatusCode, String)> {
+    let shape: SilenceShape = serde_json::from_slice(body).map_err(|e| {
+        (
+            StatusCode::BAD_REQUEST,
+            format!("parsing silence body failed: {e}"),
+        )
+    })?;
+    let missing = |field: &str| {
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{field} in body is required"),
+        )
+    };
+    let Some(matchers) = shape.matchers else {
+        return Err(missing("matchers"));
+    };
+    if shape.starts_at.is_none() {
+        return Err(missing("startsAt"));
+    }
+    if shape.ends_at.is_none() {
+        return Err(missing("endsAt"));
+    }
+    if shape.created_by.is_none() {
+        return Err(missing("createdBy"));
+    }
+    if shape.comment.is_none() {
+        return Err(missing("comment"));
+    }
+    if matchers.is_empty() {
+        return Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "matchers in body should have at least 1 items".into(),
+        ));
+    }
+    for (i, m) in matchers.iter().enumerate() {
+        for (field, present) in [
+            ("name", m.name.is_some()),
+            ("value", m.value.is_some()),
+            ("isRegex", m.is_regex.is_some()),
+        ] {
+            if !present {
+                return Err(missing(&format!("matchers.{i}.{field}")));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `POST /api/v2/silences`: create, or update when `id` is set.
 pub async fn post_silences(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    if let Err((status, message)) = check_silence_shape(&body) {
+        return am_error(status, message);
+    }
     let p = match serde_json::from_slice::<PostableSilence>(&body) {
         Ok(p) => p,
         Err(e) => return am_error(StatusCode::BAD_REQUEST, format!("invalid silence: {e}")),
@@ -447,7 +549,7 @@ pub async fn get_status(State(app): State<Arc<App>>) -> Response {
     let cfg = app.config();
     let original = alertmanager_yaml(&cfg);
     ok_json(json!({
-        "cluster": {"name": "", "status": "disabled", "peers": []},
+        "cluster": {"status": "disabled", "peers": []},
         "config": {"original": original},
         "uptime": am_time(Some(app.started_at)),
         "versionInfo": {
@@ -564,13 +666,16 @@ mod tests {
         let p = params(Some(
             "active=false&filter=a%3D%22b%22&filter=c%21~d&silenced=1",
         ));
-        assert!(!flag(&p, "active", true).unwrap());
-        assert!(flag(&p, "silenced", false).unwrap());
-        assert!(flag(&p, "inhibited", true).unwrap());
+        assert!(!flag(&p, "active", true));
+        assert!(flag(&p, "silenced", false));
+        assert!(flag(&p, "inhibited", true));
         let f = filters(&p).unwrap();
         assert_eq!(f.len(), 2);
         assert_eq!(f[1].name, "c");
-        assert!(flag(&params(Some("active=maybe")), "active", true).is_err());
+        // go-openapi: unknown spellings are false, an empty value is the default
+        assert!(!flag(&params(Some("active=maybe")), "active", true));
+        assert!(flag(&params(Some("active=")), "active", true));
+        assert!(flag(&params(Some("active=ON")), "active", false));
         assert!(filters(&params(Some("filter=%7Ba%3Db%7D"))).is_err());
     }
 }

@@ -2,6 +2,11 @@
 //! talk to it over HTTP, and stand up local HTTP servers in place of chat APIs.
 #![allow(dead_code)]
 
+mod procs;
+// not every test binary starts processes
+#[allow(unused_imports)]
+pub use procs::*;
+
 use alert_router::{start, ConfigSource, Running};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
@@ -127,6 +132,28 @@ pub fn full_config(dir: &std::path::Path, yaml: &str, listen: &str) -> String {
         "listen: {listen}\nexternal_url: http://alert-router.test\nstorage:\n  path: {}\n{yaml}",
         dir.join("data").display()
     )
+}
+
+/// A JSON label set as a sorted map (non-string values shown as `<non-string>`).
+pub fn label_map(v: &Value) -> std::collections::BTreeMap<String, String> {
+    v.as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("<non-string>").to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// RFC 3339 form of `t`, as clients post times.
+pub fn ts(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .expect("RFC 3339")
+}
+
+/// The current time (UTC).
+pub fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
 }
 
 /// Poll `f` until it returns `Some`, or panic with `what` after `timeout`.

@@ -2047,13 +2047,25 @@ fn report(s: &Settings, machine: &str, rows: &[Row], mem: &[MemRow], restarts: &
     }
     let _ = writeln!(
         o,
-        "- alert-router: POST /webhook (webhook v4, ack after the alert-log append); Alertmanager: POST /api/v2/alerts (in memory){}",
+        "- alert-router: {} (ack after the alert-log append); Alertmanager: POST /api/v2/alerts (in memory){}",
+        if webhook_wire(Kind::Router) {
+            "POST /webhook (webhook v4)"
+        } else {
+            "POST /api/v2/alerts (the same bodies as Alertmanager)"
+        },
         if s.alertmanager_note.is_empty() {
             String::new()
         } else {
             format!(" — Alertmanager {}", s.alertmanager_note)
         }
     );
+    if s.silences > 0 || s.inhibit_rules > 0 {
+        let _ = writeln!(
+            o,
+            "- both servers: {} active silences (created after start), {} inhibit_rules",
+            s.silences, s.inhibit_rules
+        );
+    }
     if s.webhook_rate_limit.is_some() || s.router_extra.is_some() {
         let _ = writeln!(
             o,

@@ -9,6 +9,7 @@ pub mod alert;
 pub mod config;
 pub mod dispatch;
 pub mod duration;
+pub mod gotemplate;
 pub mod http;
 pub mod inhibit;
 pub mod matcher;

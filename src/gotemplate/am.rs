@@ -9,7 +9,7 @@ use super::{funcs, Error, Set};
 use crate::alert::{LabelSet, WebhookAlert, WebhookMessage};
 use std::collections::BTreeMap;
 
-pub const DATA: &str = "*template.Data";
+pub const DATA: &str = "template.Data";
 pub const ALERT: &str = "template.Alert";
 pub const ALERTS: &str = "template.Alerts";
 pub const ALERT_SLICE: &str = "[]template.Alert";

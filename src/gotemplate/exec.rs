@@ -152,7 +152,7 @@ impl<'a> Exec<'a> {
             Node::Template { pos, name, pipe } => {
                 let v = match pipe {
                     Some(p) => self.pipeline(p, dot, true)?,
-                    None => Value::Nil,
+                    None => Value::NoValue,
                 };
                 let end = pipe.as_ref().map_or(*pos + name.len() + 11, |p| p.end);
                 let r = self.call_template(name, v);

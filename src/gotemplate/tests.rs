@@ -381,7 +381,7 @@ fn literals() {
 fn define_template_block() {
     assert_eq!(
         ok("{{ define \"x\" }}[{{ . }}]{{ end }}{{ template \"x\" .Status }}{{ template \"x\" }}"),
-        "[firing][<nil>]"
+        "[firing][<no value>]"
     );
     assert_eq!(
         ok("{{ block \"b\" .Status }}<{{ . }}>{{ end }}"),
@@ -493,7 +493,7 @@ fn exec_errors_name_line_column_and_node() {
     assert!(e.starts_with("template: :2:4: executing \"\" at <.Alerts.Nope>: can't evaluate field Nope in type template.Alerts"), "{e}");
     assert!(err("{{ .Status 1 }}").contains("not a method but has arguments"));
     assert!(err("{{ .NoSuchField }}")
-        .contains("can't evaluate field NoSuchField in type *template.Data"));
+        .contains("can't evaluate field NoSuchField in type template.Data"));
 }
 
 #[test]

@@ -64,6 +64,12 @@ pub struct Config {
     /// Deprecated spelling of `time_intervals` (same shape; names unique across both).
     #[serde(default)]
     pub mute_time_intervals: Vec<crate::timeinterval::TimeIntervalConfig>,
+    /// Template files (glob patterns, relative to the configuration file's directory).
+    #[serde(default)]
+    pub templates: Vec<String>,
+    /// Language of every templated field and template file: `go` (Alertmanager's) or `jinja`.
+    #[serde(default)]
+    pub template_language: crate::template::TemplateLanguage,
 }
 
 fn default_listen() -> String {
@@ -577,6 +583,8 @@ impl Config {
                 scrub(message.to_string()),
             )
         })?;
+        // Templated fields are checked in the configured language.
+        let _lang = crate::template::CheckLanguage::set(cfg.template_language);
         cfg.resolve(base_dir)
             .map_err(|(loc, message)| err(loc.map(|l| l.0), loc.map(|l| l.1), scrub(message)))?;
         Ok(cfg)
@@ -622,6 +630,9 @@ impl Config {
                 .map(|s| Secret::new(s.trim()))
                 .map_err(|e| (None, format!("{what}: cannot read {}: {e}", full.display())))
         };
+        for t in &mut self.templates {
+            *t = base.join(&*t).display().to_string();
+        }
         self.listen.parse::<SocketAddr>().map_err(|e| {
             (
                 None,

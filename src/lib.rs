@@ -90,7 +90,6 @@ pub struct App {
     pub dispatcher: DispatcherHandle,
     pub metrics: Arc<Metrics>,
     pub silences: Arc<silence::Silences>,
-    templates: Arc<template::Templates>,
     pub started_at: OffsetDateTime,
     reload_lock: tokio::sync::Mutex<()>,
 }
@@ -146,7 +145,8 @@ impl App {
             if cfg.listen != old.listen || cfg.storage.path != old.storage.path {
                 tracing::warn!("listen and storage.path changes take effect only after a restart");
             }
-            let notifiers = notify::build_notifiers(&cfg, &self.templates)?;
+            let templates = Arc::new(template::Templates::from_config(&cfg)?);
+            let notifiers = notify::build_notifiers(&cfg, &templates)?;
             let cfg = Arc::new(cfg);
             let routing = Arc::new(Routing::new(cfg.clone()));
             self.hub.apply(notifiers, &cfg.delivery);
@@ -243,7 +243,8 @@ pub async fn start(source: ConfigSource) -> Result<Running, AppError> {
                 err,
             })?,
         );
-    let templates = Arc::new(template::Templates::new());
+    let templates =
+        Arc::new(template::Templates::from_config(&cfg).map_err(AppError::Integration)?);
     let notifiers = notify::build_notifiers(&cfg, &templates).map_err(AppError::Integration)?;
     let hub = Arc::new(Hub::new(store.clone(), metrics.clone()));
     hub.start(notifiers, &cfg.delivery).await?;
@@ -282,7 +283,6 @@ pub async fn start(source: ConfigSource) -> Result<Running, AppError> {
         dispatcher,
         metrics,
         silences,
-        templates,
         started_at: OffsetDateTime::now_utc(),
         reload_lock: tokio::sync::Mutex::new(()),
     });

@@ -77,7 +77,9 @@ fn check_config(files: &[PathBuf]) -> ExitCode {
             message,
         };
         match Config::load_file(f).and_then(|c| {
-            let templates = std::sync::Arc::new(alert_router::template::Templates::new());
+            let templates = std::sync::Arc::new(
+                alert_router::template::Templates::from_config(&c).map_err(error)?,
+            );
             let integrations =
                 alert_router::notify::build_notifiers(&c, &templates).map_err(error)?;
             let t = alert_router::alert::now();

@@ -1,20 +1,62 @@
-//! Message templates: a MiniJinja environment over the same data Alertmanager templates
-//! see (status, alerts, groupLabels, commonLabels, commonAnnotations, externalURL, …),
-//! plus what every integration shares: the default subject line, the default plain-text
-//! rendering, Slack mrkdwn escaping and length limits measured the way chat platforms
-//! count (UTF-16 code units, an upper bound on "characters").
+//! Message templates in two languages: Alertmanager's Go `text/template` (the default,
+//! [`crate::gotemplate`], over Alertmanager's data model) or MiniJinja
+//! (`template_language: jinja`, over the webhook message's field names plus `subject`,
+//! `firing`, `resolved` and `alertsURL`). Also what every integration shares: the
+//! default subject line, the default plain-text rendering, Slack mrkdwn escaping and
+//! length limits measured the way chat platforms count (UTF-16 code units, an upper
+//! bound on "characters").
 
 use crate::alert::{LabelSet, Status, WebhookAlert, WebhookMessage};
+use crate::gotemplate;
 use minijinja::{context, Environment, Value};
+use serde::{Deserialize, Serialize};
+use std::cell::Cell;
+use std::path::Path;
 
 /// Template rendering failure (a bad user template), reported as a permanent error.
 #[derive(Debug, thiserror::Error)]
 #[error("template error: {0}")]
 pub struct TemplateError(String);
 
+/// The language of templated configuration fields and `templates:` files.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TemplateLanguage {
+    /// Alertmanager's Go `text/template`.
+    #[default]
+    Go,
+    /// MiniJinja.
+    Jinja,
+}
+
+thread_local! {
+    static CHECK_LANGUAGE: Cell<TemplateLanguage> = const { Cell::new(TemplateLanguage::Go) };
+}
+
+/// While alive, [`check`] on this thread validates in `lang` (configuration loading sets
+/// it for the duration of its validation pass, which checks every templated field).
+pub struct CheckLanguage(TemplateLanguage);
+
+impl CheckLanguage {
+    pub fn set(lang: TemplateLanguage) -> Self {
+        CheckLanguage(CHECK_LANGUAGE.with(|c| c.replace(lang)))
+    }
+}
+
+impl Drop for CheckLanguage {
+    fn drop(&mut self) {
+        CHECK_LANGUAGE.with(|c| c.set(self.0));
+    }
+}
+
 /// The shared template environment.
 pub struct Templates {
-    env: Environment<'static>,
+    engine: Engine,
+}
+
+enum Engine {
+    Jinja(Box<Environment<'static>>),
+    Go(gotemplate::Set),
 }
 
 impl Default for Templates {
@@ -32,17 +74,81 @@ fn environment() -> Environment<'static> {
     env
 }
 
-/// Check that a template compiles (used when the configuration is loaded).
+/// Check that a template compiles, in the language configuration loading selected
+/// (see [`CheckLanguage`]; Go otherwise). Parse errors carry the line and column within
+/// the field.
 pub fn check(source: &str) -> Result<(), String> {
-    environment()
-        .template_from_str(source)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    match CHECK_LANGUAGE.with(Cell::get) {
+        TemplateLanguage::Jinja => environment()
+            .template_from_str(source)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        TemplateLanguage::Go => gotemplate::am::empty_set()
+            .parse_inline(source)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+    }
 }
 
 impl Templates {
+    /// Go templates with the router's defaults and no `templates:` files.
     pub fn new() -> Self {
-        Templates { env: environment() }
+        match gotemplate::am::default_set() {
+            Ok(set) => Templates {
+                engine: Engine::Go(set),
+            },
+            // The defaults are part of the binary and tested; keep running without them.
+            Err(_) => Templates {
+                engine: Engine::Go(gotemplate::am::empty_set()),
+            },
+        }
+    }
+
+    /// MiniJinja templates (`template_language: jinja`).
+    pub fn jinja() -> Self {
+        Templates {
+            engine: Engine::Jinja(Box::new(environment())),
+        }
+    }
+
+    /// Go templates: the router's defaults, then the files matching each glob pattern in
+    /// order (a pattern matching nothing is fine). Errors name file, line and column.
+    pub fn go(patterns: &[String]) -> Result<Self, String> {
+        let mut set = gotemplate::am::default_set().map_err(|e| e.to_string())?;
+        for pattern in patterns {
+            for file in glob(pattern).map_err(|e| format!("templates: {pattern:?}: {e}"))? {
+                let name = file.display().to_string();
+                let text = std::fs::read_to_string(&file)
+                    .map_err(|e| format!("templates: cannot read {name}: {e}"))?;
+                set.add_file(&name, &text)
+                    .map_err(|e| format!("templates: {e}"))?;
+            }
+        }
+        Ok(Templates {
+            engine: Engine::Go(set),
+        })
+    }
+
+    /// The template set a configuration asks for (`template_language`, `templates`),
+    /// parsed once per load or reload.
+    pub fn from_config(cfg: &crate::config::Config) -> Result<Self, String> {
+        match cfg.template_language {
+            TemplateLanguage::Jinja => {
+                if cfg.templates.is_empty() {
+                    Ok(Self::jinja())
+                } else {
+                    Err("templates: template files need template_language: go".into())
+                }
+            }
+            TemplateLanguage::Go => Self::go(&cfg.templates),
+        }
+    }
+
+    pub fn language(&self) -> TemplateLanguage {
+        match self.engine {
+            Engine::Jinja(_) => TemplateLanguage::Jinja,
+            Engine::Go(_) => TemplateLanguage::Go,
+        }
     }
 
     /// Template context for a notification: the message fields (Alertmanager's names)
@@ -59,12 +165,133 @@ impl Templates {
         }
     }
 
-    /// Render a user template over a notification.
+    /// Render a user template over a notification (an empty template renders "").
     pub fn render(&self, source: &str, msg: &WebhookMessage) -> Result<String, TemplateError> {
-        self.env
-            .render_str(source, self.context(msg))
-            .map_err(|e| TemplateError(e.to_string()))
+        match &self.engine {
+            Engine::Jinja(env) => env
+                .render_str(source, self.context(msg))
+                .map_err(|e| TemplateError(e.to_string())),
+            Engine::Go(_) if source.is_empty() => Ok(String::new()),
+            Engine::Go(set) => set
+                .render(source, &gotemplate::am::data(msg))
+                .map_err(|e| TemplateError(e.to_string())),
+        }
     }
+}
+
+/// Go's `filepath.Glob`: `*`, `?` and `[…]` within one path element; the matches in
+/// lexical order. A pattern without metacharacters matches the file if it exists.
+pub fn glob(pattern: &str) -> Result<Vec<std::path::PathBuf>, String> {
+    use std::path::{Component, PathBuf};
+    let mut paths: Vec<PathBuf> = vec![PathBuf::new()];
+    for comp in Path::new(pattern).components() {
+        let part = match comp {
+            Component::Normal(p) => p.to_string_lossy().into_owned(),
+            other => {
+                for p in &mut paths {
+                    p.push(other.as_os_str());
+                }
+                continue;
+            }
+        };
+        let mut next = Vec::new();
+        if !part.contains(['*', '?', '[', '\\']) {
+            for p in paths {
+                next.push(p.join(&part));
+            }
+        } else {
+            glob_match(&part, "").map_err(|e| e.to_string())?;
+            for p in paths {
+                let dir = if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p.as_path()
+                };
+                let Ok(rd) = std::fs::read_dir(dir) else {
+                    continue;
+                };
+                let mut names: Vec<String> = rd
+                    .filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| glob_match(&part, n).unwrap_or(false))
+                    .collect();
+                names.sort();
+                next.extend(names.into_iter().map(|n| p.join(n)));
+            }
+        }
+        paths = next;
+    }
+    Ok(paths.into_iter().filter(|p| p.exists()).collect())
+}
+
+/// Go's `filepath.Match` for one path element.
+fn glob_match(pattern: &str, name: &str) -> Result<bool, &'static str> {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    fn class(p: &[char], c: char) -> Result<(bool, usize), &'static str> {
+        // p starts after '['; returns (matched, length through ']').
+        let mut i = 0;
+        let negate = matches!(p.first(), Some('^'));
+        if negate {
+            i += 1;
+        }
+        let mut matched = false;
+        let mut first = true;
+        loop {
+            let Some(&lo) = p.get(i) else {
+                return Err("syntax error in pattern");
+            };
+            if lo == ']' && !first {
+                return Ok((matched != negate, i + 1));
+            }
+            first = false;
+            let (lo, mut j) = if lo == '\\' {
+                (*p.get(i + 1).ok_or("syntax error in pattern")?, i + 2)
+            } else {
+                (lo, i + 1)
+            };
+            let mut hi = lo;
+            if p.get(j) == Some(&'-') && p.get(j + 1).is_some_and(|c| *c != ']') {
+                hi = *p.get(j + 1).ok_or("syntax error in pattern")?;
+                j += 2;
+            }
+            if lo <= c && c <= hi {
+                matched = true;
+            }
+            i = j;
+        }
+    }
+    fn go(p: &[char], n: &[char]) -> Result<bool, &'static str> {
+        match p.first() {
+            None => Ok(n.is_empty()),
+            Some('*') => {
+                for k in 0..=n.len() {
+                    if n[..k].contains(&'/') {
+                        break;
+                    }
+                    if go(&p[1..], &n[k..])? {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            }
+            Some('?') => Ok(!n.is_empty() && go(&p[1..], &n[1..])?),
+            Some('[') => {
+                let Some(&c) = n.first() else {
+                    class(&p[1..], ' ')?;
+                    return Ok(false);
+                };
+                let (ok, len) = class(&p[1..], c)?;
+                Ok(ok && go(&p[1 + len..], &n[1..])?)
+            }
+            Some('\\') => {
+                let lit = *p.get(1).ok_or("syntax error in pattern")?;
+                Ok(n.first() == Some(&lit) && go(&p[2..], &n[1..])?)
+            }
+            Some(&c) => Ok(n.first() == Some(&c) && go(&p[1..], &n[1..])?),
+        }
+    }
+    go(&p, &n)
 }
 
 /// Alertmanager's default subject: `[FIRING:2] <group label values> (<other common labels>)`.
@@ -534,9 +761,93 @@ mod tests {
     #[test]
     fn user_templates_can_escape_for_slack() {
         let m = msg(vec![alert("<!here>", "a", Status::Firing)]);
-        let out = Templates::new()
+        let out = Templates::jinja()
             .render("{{ alerts[0].labels.alertname | slack_escape }}", &m)
             .unwrap();
         assert_eq!(out, "&lt;!here&gt;");
+    }
+
+    #[test]
+    fn go_is_the_default_language_and_jinja_is_kept() {
+        let m = msg(vec![alert("Disk", "a", Status::Firing)]);
+        let go = Templates::new();
+        assert_eq!(go.language(), TemplateLanguage::Go);
+        assert_eq!(
+            go.render(
+                "{{ .Status }} {{ len .Alerts }} {{ template \"__subject\" . }}",
+                &m
+            )
+            .unwrap(),
+            "firing 1 [FIRING:1] Disk (a)"
+        );
+        assert_eq!(go.render("", &m).unwrap(), "");
+        let jinja = Templates::jinja();
+        assert_eq!(
+            jinja.render("{{ status }} {{ subject }}", &m).unwrap(),
+            "firing [FIRING:1] Disk (a)"
+        );
+        // Each language rejects the other's syntax.
+        assert!(go.render("{{ alerts | length }}", &m).is_err());
+        assert!(jinja.render("{{ len .Alerts }}", &m).is_err());
+    }
+
+    #[test]
+    fn check_uses_the_language_being_loaded() {
+        assert!(check("{{ .Status | toUpper }}").is_ok());
+        let e = check("ok\n{{ nosuch }}").unwrap_err();
+        assert!(e.contains(":2:4: function \"nosuch\" not defined"), "{e}");
+        {
+            let _j = CheckLanguage::set(TemplateLanguage::Jinja);
+            assert!(check("{{ status | upper }}").is_ok());
+            assert!(check("{{ .Status | toUpper }}").is_err());
+        }
+        assert!(check("{{ .Status | toUpper }}").is_ok());
+    }
+
+    #[test]
+    fn templates_files_are_globbed_in_order_with_positions_in_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n).display().to_string();
+        std::fs::write(p("a.tmpl"), "{{ define \"t\" }}A{{ end }}").unwrap();
+        std::fs::write(
+            p("b.tmpl"),
+            "{{ define \"t\" }}B{{ end }}{{ define \"u\" }}U{{ end }}",
+        )
+        .unwrap();
+        std::fs::write(p("c.txt"), "{{ define \"t\" }}C{{ end }}").unwrap();
+        let m = msg(vec![alert("Disk", "a", Status::Firing)]);
+        let t = Templates::go(&[p("*.tmpl"), p("none/*.tmpl")]).unwrap();
+        assert_eq!(
+            t.render("{{ template \"t\" }}{{ template \"u\" }}", &m)
+                .unwrap(),
+            "BU"
+        );
+        let t = Templates::go(&[p("b.tmpl"), p("[a]*.tmpl")]).unwrap();
+        assert_eq!(t.render("{{ template \"t\" }}", &m).unwrap(), "A");
+        std::fs::write(
+            p("bad.tmpl"),
+            "{{ define \"x\" }}\n  {{ .X | nosuch }}{{ end }}",
+        )
+        .unwrap();
+        let e = Templates::go(&[p("*.tmpl")]).err().unwrap();
+        assert_eq!(
+            e,
+            format!(
+                "templates: template: {}:2:11: function \"nosuch\" not defined",
+                p("bad.tmpl")
+            )
+        );
+        assert!(Templates::go(&[p("[")]).is_err());
+    }
+
+    #[test]
+    fn glob_matches_like_go() {
+        assert!(glob_match("*.tmpl", "a.tmpl").unwrap());
+        assert!(!glob_match("*.tmpl", "a.tmpl.bak").unwrap());
+        assert!(glob_match("a?c", "abc").unwrap());
+        assert!(glob_match("[a-c]x", "bx").unwrap());
+        assert!(!glob_match("[^a-c]x", "bx").unwrap());
+        assert!(glob_match("\\*", "*").unwrap());
+        assert!(glob_match("[", "x").is_err());
     }
 }

@@ -127,7 +127,8 @@ fn version_flag() {
 }
 
 /// An `alertmanager.yml` as kube-prometheus-stack users write it — Discord, Teams
-/// (Workflows), Telegram, Webex and Slack bot-token receivers, Go-template text aside —
+/// (Workflows), Telegram, Webex and Slack bot-token receivers, with Go templates and a
+/// `templates:` file —
 /// passes `check-config` unchanged (every integration is built and rendered).
 #[test]
 fn an_alertmanager_yml_with_chat_receivers_loads_unchanged() {
@@ -151,4 +152,60 @@ fn check_config_passes(path: &str) {
 #[test]
 fn an_alertmanager_yml_with_inhibit_rules_and_time_intervals_loads_unchanged() {
     check_config_passes("tests/fixtures/alertmanager-inhibit-timeintervals.yml");
+}
+
+/// Go template errors fail `check-config` and name where they are: the template file with
+/// line and column, or the receiver field with the line and column inside it.
+#[test]
+fn check_config_reports_template_errors_with_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("tmpl")).unwrap();
+    let bad = dir.path().join("tmpl/bad.tmpl");
+    std::fs::write(
+        &bad,
+        "{{ define \"x\" }}\n  ok\n  {{ .Status | upperCase }}\n{{ end }}\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("am.yml");
+    let receiver = "route:\n  receiver: ops\nreceivers:\n  - name: ops\n    slack_configs:\n      - api_url: 'https://hooks.slack.test/services/T/B/X'\n";
+    std::fs::write(&cfg, format!("templates: ['tmpl/*.tmpl']\n{receiver}")).unwrap();
+    let out = bin().arg("check-config").arg(&cfg).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "{}:3:16: function \"upperCase\" not defined",
+            bad.display()
+        )),
+        "{stdout}"
+    );
+    // A syntax error inside a field: the field's path, then line:column within it.
+    std::fs::write(
+        &cfg,
+        format!("{receiver}        title: '{{{{ template \"slack.default.title\" . }}}}'\n        text: 'a {{{{ if .Status }}}}'\n"),
+    )
+    .unwrap();
+    let out = bin().arg("check-config").arg(&cfg).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("slack_configs[0]") && stdout.contains("template: :1:"),
+        "{stdout}"
+    );
+    // Fixed, the same receiver passes; with `template_language: jinja` Go syntax fails.
+    let good = format!("{receiver}        title: '{{{{ template \"slack.default.title\" . }}}}'\n        text: '{{{{ range .Alerts }}}}{{{{ .Annotations.summary }}}}{{{{ end }}}}'\n");
+    std::fs::write(&cfg, &good).unwrap();
+    let out = bin().arg("check-config").arg(&cfg).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    std::fs::write(&cfg, format!("template_language: jinja\n{good}")).unwrap();
+    let out = bin().arg("check-config").arg(&cfg).output().unwrap();
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

@@ -289,7 +289,7 @@ async fn hostile_labels_cannot_ping_format_or_overflow() {
     let discord = discord_mock("5").await;
     let app = TestApp::start(&config(&receiver(
         &discord.url(HOOK),
-        "        username: alert-bot\n        avatar_url: 'https://icons.test/a.png'\n        content: '{{ alerts | length }} alerts'\n",
+        "        username: alert-bot\n        avatar_url: 'https://icons.test/a.png'\n        content: '{{ len .Alerts }} alerts'\n",
     )))
     .await;
     let long = "x".repeat(10_000);

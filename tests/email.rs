@@ -521,11 +521,11 @@ async fn rcpt_451_is_retried_until_accepted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn custom_templates_and_headers_are_rendered() {
     let smtp = SmtpServer::start();
-    let extra = r#"        subject: "{{ status | upper }}: {{ alerts | length }} alerts for {{ groupLabels.team }}"
-        text: "plain {{ commonLabels.team }}"
-        html: "<p>rich {{ commonLabels.team }}</p>"
+    let extra = r#"        subject: "{{ .Status | toUpper }}: {{ len .Alerts }} alerts for {{ .GroupLabels.team }}"
+        text: "plain {{ .CommonLabels.team }}"
+        html: "<p>rich {{ .CommonLabels.team }}</p>"
         headers:
-          X-Team: "team-{{ groupLabels.team }}"
+          X-Team: "team-{{ .GroupLabels.team }}"
 "#;
     let app = TestApp::start(&smtp.config(PASS, extra)).await;
     assert_eq!(

@@ -284,7 +284,7 @@ async fn user_template_and_url_file() {
     let file = dir.path().join("gchat-url");
     std::fs::write(&file, format!("{}\n", url(&chat))).unwrap();
     let app = TestApp::start(&config(&format!(
-        "  - name: gchat\n    googlechat_configs:\n      - url_file: {}\n        send_resolved: false\n        text: '{{{{ status }}}}: {{{{ alerts | length }}}}'\n",
+        "  - name: gchat\n    googlechat_configs:\n      - url_file: {}\n        send_resolved: false\n        text: '{{{{ .Status }}}}: {{{{ len .Alerts }}}}'\n",
         file.display()
     )))
     .await;

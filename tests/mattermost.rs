@@ -231,10 +231,10 @@ async fn alertmanager_block_with_attachments_props_and_priority() {
         hook_file.display(),
         config(
             "  - name: mm\n    mattermost_configs:\n      - send_resolved: true\n        type: custom_alert\n\
-             \x20       text: 'Alerts: {{ alerts | length }}'\n\
+             \x20       text: 'Alerts: {{ len .Alerts }}'\n\
              \x20       attachments:\n          - title: Details\n            color: '#FF0000'\n\
-             \x20           fields:\n              - {title: Count, value: '{{ alerts | length }}', short: true}\n\
-             \x20       props: {card: 'status {{ status }}'}\n\
+             \x20           fields:\n              - {title: Count, value: '{{ len .Alerts }}', short: true}\n\
+             \x20       props: {card: 'status {{ .Status }}'}\n\
              \x20       priority: {priority: Important, requested_ack: true, persistent_notifications: true}\n"
         )
     );

@@ -148,7 +148,7 @@ async fn messages_escape_labels_fit_limits_and_use_config() {
     let rc = mock().await;
     let app = TestApp::start(&config(&receiver(
         &rc.url(""),
-        "        emoji: ':rotating_light:'\n        icon_url: 'https://icons.test/bot.png'\n        fields:\n          - title: Severity\n            value: '{{ commonLabels.severity }}'\n        short_fields: true\n        actions:\n          - type: button\n            text: Runbook\n            url: 'https://runbooks.test/{{ commonLabels.alertname }}'\n",
+        "        emoji: ':rotating_light:'\n        icon_url: 'https://icons.test/bot.png'\n        fields:\n          - title: Severity\n            value: '{{ .CommonLabels.severity }}'\n        short_fields: true\n        actions:\n          - type: button\n            text: Runbook\n            url: 'https://runbooks.test/{{ .CommonLabels.alertname }}'\n",
     )))
     .await;
     let huge = "@all *x* ".repeat(1500);

@@ -446,7 +446,7 @@ fn an_alertmanager_yml_slack_receiver_loads() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("slack-token"), format!("{TOKEN}\n")).unwrap();
     let path = dir.path().join("alertmanager.yml");
-    // Alertmanager's keys as an alertmanager.yml has them (Go templates rewritten).
+    // Alertmanager's keys as an alertmanager.yml has them, Go templates included.
     std::fs::write(
         &path,
         r##"global:
@@ -467,12 +467,12 @@ receivers:
         api_url: https://slack.com/api/chat.postMessage
         channel: '#alerts'
         username: Alertmanager
-        color: '{% if status == "firing" %}danger{% else %}good{% endif %}'
-        title: '{{ subject }}'
-        title_link: '{{ alertsURL }}'
+        color: '{{ template "slack.default.color" . }}'
+        title: '{{ template "slack.default.title" . }}'
+        title_link: '{{ template "slack.default.titlelink" . }}'
         pretext: ''
-        text: '{% for a in alerts %}{{ a.annotations.summary }}{% endfor %}'
-        fallback: '{{ subject }}'
+        text: '{{ range .Alerts }}{{ .Annotations.summary }}{{ end }}'
+        fallback: '{{ template "slack.default.fallback" . }}'
         callback_id: ''
         footer: ''
         icon_emoji: ':bell:'
@@ -483,7 +483,7 @@ receivers:
         link_names: false
         mrkdwn_in: [fallback, pretext, text]
         fields:
-          - {title: Severity, value: '{{ commonLabels.severity }}', short: true}
+          - {title: Severity, value: '{{ .CommonLabels.severity }}', short: true}
         actions:
           - {type: button, text: Runbook, url: 'https://runbooks.example.com'}
           - type: button

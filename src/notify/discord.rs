@@ -575,9 +575,9 @@ mod tests {
         assert!(e.description.contains("more alerts"), "{}", e.description);
         // user templates are cut too
         let p = notifier(serde_json::json!({
-            "content": "{% for i in range(3000) %}ab{% endfor %}",
-            "message": "{% for i in range(3000) %}ab{% endfor %}",
-            "title": "{% for i in range(300) %}ab{% endfor %}",
+            "content": "{{ range 3000 }}ab{{ end }}",
+            "message": "{{ range 3000 }}ab{{ end }}",
+            "title": "{{ range 300 }}ab{{ end }}",
         }))
         .payload(&n)
         .unwrap();

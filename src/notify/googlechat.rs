@@ -411,7 +411,7 @@ mod tests {
         let p = notifier(serde_json::json!({})).payload(&n).unwrap();
         assert!(p.text.len() <= MAX_DEFAULT_LIST + 1_000, "{}", p.text.len());
         assert!(p.text.ends_with("more alerts"));
-        let p = notifier(serde_json::json!({"text": "{% for i in range(40000) %}€{% endfor %}"}))
+        let p = notifier(serde_json::json!({"text": "{{ range 40000 }}€{{ end }}"}))
             .payload(&n)
             .unwrap();
         assert!(p.text.len() <= MAX_TEXT_BYTES);

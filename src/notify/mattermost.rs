@@ -674,8 +674,8 @@ mod tests {
             &text[text.len() - 50..]
         );
         let p = notifier(serde_json::json!({
-            "text": "{% for i in range(20000) %}z{% endfor %}",
-            "attachments": [{"title": "{% for i in range(20000) %}t{% endfor %}"}],
+            "text": "{{ range 20000 }}z{{ end }}",
+            "attachments": [{"title": "{{ range 20000 }}t{{ end }}"}],
         }))
         .payload(&n)
         .unwrap();
@@ -691,10 +691,10 @@ mod tests {
         let n = notification(vec![alert(&[("alertname", "A")], Status::Firing)]);
         let p = notifier(serde_json::json!({
             "channel": "ops", "username": "bot", "icon_emoji": ":bell:", "type": "custom_alert",
-            "text": "top {{ status }}",
+            "text": "top {{ .Status }}",
             "attachments": [{"title": "T", "color": "#FF0000",
-                             "fields": [{"title": "n", "value": "{{ alerts | length }}", "short": true}]}],
-            "props": {"card": "card {{ status }}"},
+                             "fields": [{"title": "n", "value": "{{ len .Alerts }}", "short": true}]}],
+            "props": {"card": "card {{ .Status }}"},
             "priority": {"priority": "URGENT", "requested_ack": true, "persistent_notifications": true},
         }))
         .payload(&n)

@@ -731,9 +731,9 @@ pub(crate) mod tests {
     fn templates_are_used_and_cut_to_fit() {
         let n = notification(vec![alert(&[("alertname", "X")], Status::Firing)]);
         let card = notifier(&[
-            ("title", "{{ status | upper }}"),
-            ("summary", "sum {{ alerts | length }}"),
-            ("text", "{% for i in range(40000) %}é{% endfor %}"),
+            ("title", "{{ .Status | toUpper }}"),
+            ("summary", "sum {{ len .Alerts }}"),
+            ("text", "{{ range 40000 }}é{{ end }}"),
         ])
         .payload(&n)
         .unwrap();

@@ -378,15 +378,15 @@ mod tests {
     fn templates_replace_title_and_list() {
         let n = notification(vec![alert(&[("alertname", "X")], Status::Firing)]);
         let v = notifier(&[
-            ("title", "T {{ status }}"),
-            ("text", "**{{ alerts | length }}** alerts"),
+            ("title", "T {{ .Status }}"),
+            ("text", "**{{ len .Alerts }}** alerts"),
         ])
         .payload(&n)
         .unwrap();
         let body = v["attachments"][0]["content"]["body"].as_array().unwrap();
         assert_eq!(body[0]["items"][0]["text"], "T firing");
         assert_eq!(body.last().unwrap()["text"], "**1** alerts");
-        let huge = notifier(&[("text", "{% for i in range(50000) %}\"{% endfor %}")])
+        let huge = notifier(&[("text", "{{ range 50000 }}\"{{ end }}")])
             .payload(&n)
             .unwrap();
         assert!(json_len(&huge) <= MAX_PAYLOAD);

@@ -864,12 +864,12 @@ mod tests {
     fn config_keys_fields_and_actions() {
         let s = notifier(json!({
             "api_url": "http://chat.test",
-            "color": "{% if status == 'firing' %}#ff0000{% else %}#00ff00{% endif %}",
+            "color": "{{ if eq .Status \"firing\" }}#ff0000{{ else }}#00ff00{{ end }}",
             "emoji": ":fire:", "icon_url": "https://i.test/a.png",
-            "title": "{{ status | upper }}", "text": "{{ alerts | length }} alerts",
+            "title": "{{ .Status | toUpper }}", "text": "{{ len .Alerts }} alerts",
             "image_url": "https://i.test/img.png", "thumb_url": "https://i.test/t.png",
             "short_fields": true, "link_names": true,
-            "fields": [{"title": "sev", "value": "{{ commonLabels.severity }}"}, {"title": "x", "value": "y", "short": false}],
+            "fields": [{"title": "sev", "value": "{{ .CommonLabels.severity }}"}, {"title": "x", "value": "y", "short": false}],
             "actions": [{"type": "link", "text": "Runbook", "url": "https://rb.test", "msg": "hi", "is_webview": true}],
         }));
         let n = notification(vec![alert(

@@ -1326,14 +1326,14 @@ mod tests {
     fn templates_override_title_and_text() {
         let n = notification(vec![alert(&[("alertname", "X")], Status::Firing)]);
         let s = notifier(&[
-            ("title", "{{ status | upper }} {{ alerts | length }}"),
+            ("title", "{{ .Status | toUpper }} {{ len .Alerts }}"),
             (
                 "text",
-                "{% for a in alerts %}{{ a.labels.alertname }}{% endfor %}",
+                "{{ range .Alerts }}{{ .Labels.alertname }}{{ end }}",
             ),
             (
                 "title_link",
-                "https://runbooks.test/{{ commonLabels.alertname }}",
+                "https://runbooks.test/{{ .CommonLabels.alertname }}",
             ),
             ("channel", "#ops"),
         ]);
@@ -1357,7 +1357,7 @@ mod tests {
         format!("route:\n  receiver: x\nreceivers:\n  - name: x\n    slack_configs:\n{slack}")
     }
 
-    /// A Slack receiver as an alertmanager.yml has it (Go templates rewritten), every key
+    /// A Slack receiver as an alertmanager.yml has it (Go templates), every key
     /// of Alertmanager's `slack_configs` set.
     const AM_RECEIVER: &str = r##"      - send_resolved: true
         http_config:
@@ -1366,14 +1366,14 @@ mod tests {
         api_url: https://slack.com/api/chat.postMessage
         channel: '#alerts'
         username: Alertmanager
-        color: '{% if status == "firing" %}danger{% else %}good{% endif %}'
-        title: '[{{ status | upper }}] {{ commonLabels.alertname }}'
+        color: '{{ if eq .Status "firing" }}danger{{ else }}good{{ end }}'
+        title: '[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }}'
         title_link: 'https://am.example.com/#/alerts'
-        pretext: 'Pretext {{ alerts | length }}'
-        text: '{% for a in alerts %}*{{ a.labels.alertname }}* {{ a.annotations.summary }}{% endfor %}'
-        message_text: 'Top-level {{ status }}'
-        fallback: 'Fallback {{ status }}'
-        callback_id: 'cb-{{ groupKey | length }}'
+        pretext: 'Pretext {{ .Alerts | len }}'
+        text: '{{ range .Alerts }}*{{ .Labels.alertname }}* {{ .Annotations.summary }}{{ end }}'
+        message_text: 'Top-level {{ .Status }}'
+        fallback: 'Fallback {{ .Status }}'
+        callback_id: 'cb-{{ .CommonLabels.severity | len }}'
         footer: 'Footer'
         icon_emoji: ':fire:'
         icon_url: 'https://icons.example.com/am.png'
@@ -1384,20 +1384,20 @@ mod tests {
         mrkdwn_in: [fallback, pretext, text, fields]
         fields:
           - title: Severity
-            value: '{{ commonLabels.severity }}'
+            value: '{{ .CommonLabels.severity }}'
           - title: Runbook
             value: 'https://runbooks.example.com'
             short: false
         actions:
           - type: button
             text: 'Runbook :green_book:'
-            url: 'https://runbooks.example.com/{{ commonLabels.alertname }}'
+            url: 'https://runbooks.example.com/{{ .CommonLabels.alertname }}'
             style: primary
             name: ignored-with-url
           - type: button
             text: Silence
             name: silence
-            value: '{{ groupKey | length }}'
+            value: '{{ len .CommonLabels.severity }}'
             style: danger
             confirm:
               text: Really silence?
@@ -1448,13 +1448,13 @@ mod tests {
                 "actions": [
                     {"type": "button", "text": "Runbook :green_book:", "style": "primary",
                      "url": "https://runbooks.example.com/DiskFull"},
-                    {"type": "button", "text": "Silence", "name": "silence", "value": "5",
+                    {"type": "button", "text": "Silence", "name": "silence", "value": "8",
                      "style": "danger",
                      "confirm": {"text": "Really silence?", "title": "Silence", "ok_text": "Yes", "dismiss_text": "No"}}
                 ],
                 "image_url": "https://img.example.com/graph.png",
                 "thumb_url": "https://img.example.com/thumb.png",
-                "callback_id": "cb-5",
+                "callback_id": "cb-8",
                 "mrkdwn_in": ["fallback", "pretext", "text", "fields"],
                 "footer": "Footer"
             }]

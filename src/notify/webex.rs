@@ -456,7 +456,7 @@ mod tests {
     fn message_template_is_cut_in_bytes() {
         let n = notification(vec![alert(&[("alertname", "X")], Status::Firing)]);
         let w = notifier(
-            json!({"message": "{% for i in range(5000) %}é{% endfor %}", "room_id": "{{ commonLabels.alertname }}-room"}),
+            json!({"message": "{{ range 5000 }}é{{ end }}", "room_id": "{{ .CommonLabels.alertname }}-room"}),
         );
         let v = w.payload(&n).unwrap();
         assert_eq!(v["roomId"], "X-room");
@@ -471,7 +471,7 @@ mod tests {
         assert_eq!(truncate_bytes("éébc", 5), "é…");
         assert_eq!(truncate_bytes("abcdéf", 6), "abc…");
         assert_eq!(truncate_bytes("abc", 3), "abc");
-        let empty = notifier(json!({"room_id": "{{ nothing }}"}));
+        let empty = notifier(json!({"room_id": "{{ .CommonLabels.nothing }}"}));
         assert!(matches!(
             empty.payload(&n),
             Err(NotifyError::Permanent { .. })

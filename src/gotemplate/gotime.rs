@@ -366,7 +366,7 @@ pub fn parse(layout: &str, value: &str) -> Result<GoTime, String> {
     let name = |v: &mut &str, names: &[&str], short: bool| -> Result<usize, String> {
         for (i, n) in names.iter().enumerate() {
             let n = if short { &n[..3] } else { n };
-            if v.len() >= n.len() && v[..n.len()].eq_ignore_ascii_case(n) {
+            if v.get(..n.len()).is_some_and(|p| p.eq_ignore_ascii_case(n)) {
                 *v = &v[n.len()..];
                 return Ok(i);
             }

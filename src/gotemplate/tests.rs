@@ -548,3 +548,34 @@ fn later_files_replace_defines_and_blank_ones_do_not() {
         .to_string();
     assert_eq!(e, "template: c.tmpl:3:6: function \"nosuch\" not defined");
 }
+
+/// Every prefix and every one-character deletion of a template using most of the syntax
+/// (with multi-byte text) parses or fails cleanly, and renders or fails cleanly: no panic.
+#[test]
+fn truncated_and_damaged_templates_never_panic() {
+    let src = "é{{- /* ü */ -}}{{ define \"d\" }}{{ range $i, $e := . }}{{ if eq $i 1 }}{{ break }}{{ end }}{{ printf \"%-5s|%q\" $e 'é' }}{{ end }}{{ end }}\
+               {{ $x := .CommonLabels.Remove (stringSlice \"a\" `ü`) }}{{ with $x }}{{ .SortedPairs }}{{ else }}ø{{ end }}\
+               {{ template \"d\" .Alerts }}{{ (index .Alerts 0).StartsAt.Format \"Jan 2 15:04 MST\" }}{{ toDate \"Jan 2006\" \"Jé 2006\" }}\
+               {{ 0x1F | printf \"%x\" }} {{ \"\\u00e9\\x41\" }} {{ .Status -}} ü";
+    let set = am::default_set().unwrap();
+    let data = am::data(&msg());
+    let mut cuts: Vec<String> = src
+        .char_indices()
+        .map(|(i, _)| src[..i].to_string())
+        .collect();
+    for (i, c) in src.char_indices() {
+        cuts.push(format!("{}{}", &src[..i], &src[i + c.len_utf8()..]));
+    }
+    let mut rendered = 0;
+    for t in &cuts {
+        if set.render(t, &data).is_ok() {
+            rendered += 1;
+        }
+    }
+    assert!(
+        set.render(src, &data).is_ok(),
+        "{:?}",
+        set.render(src, &data)
+    );
+    assert!(rendered > 10, "{rendered}");
+}

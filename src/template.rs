@@ -167,14 +167,37 @@ impl Templates {
 
     /// Render a user template over a notification (an empty template renders "").
     pub fn render(&self, source: &str, msg: &WebhookMessage) -> Result<String, TemplateError> {
+        self.render_as(source, msg, false)
+    }
+
+    /// Render a template whose output is HTML (email `html`, Telegram with
+    /// `parse_mode: HTML`): Go templates HTML-escape printed values, as Alertmanager's
+    /// `html/template` does (see [`gotemplate::Set::render_html`]); MiniJinja renders as
+    /// [`Templates::render`].
+    pub fn render_html(&self, source: &str, msg: &WebhookMessage) -> Result<String, TemplateError> {
+        self.render_as(source, msg, true)
+    }
+
+    fn render_as(
+        &self,
+        source: &str,
+        msg: &WebhookMessage,
+        html: bool,
+    ) -> Result<String, TemplateError> {
         match &self.engine {
             Engine::Jinja(env) => env
                 .render_str(source, self.context(msg))
                 .map_err(|e| TemplateError(e.to_string())),
             Engine::Go(_) if source.is_empty() => Ok(String::new()),
-            Engine::Go(set) => set
-                .render(source, &gotemplate::am::data(msg))
-                .map_err(|e| TemplateError(e.to_string())),
+            Engine::Go(set) => {
+                let data = gotemplate::am::data(msg);
+                if html {
+                    set.render_html(source, &data)
+                } else {
+                    set.render(source, &data)
+                }
+                .map_err(|e| TemplateError(e.to_string()))
+            }
         }
     }
 }

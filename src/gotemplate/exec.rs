@@ -48,6 +48,18 @@ pub(crate) struct Exec<'a> {
     steps: u64,
     src: Arc<Source>,
     tname: String,
+    /// HTML output: printed values are HTML-escaped unless the pipeline ends with
+    /// `html`, `safeHtml`, `safeUrl` or `urlquery` (see [`super::Set::render_html`]).
+    pub html: bool,
+}
+
+/// Whether a pipeline's output is already safe in HTML (its last command is an escaper or
+/// marks its argument as trusted).
+fn ends_html_safe(p: &Pipe) -> bool {
+    matches!(
+        p.cmds.last().and_then(|c| c.args.first()),
+        Some(Arg::Func(f)) if matches!(f.as_str(), "html" | "safeHtml" | "safeUrl" | "urlquery")
+    )
 }
 
 impl<'a> Exec<'a> {
@@ -66,6 +78,7 @@ impl<'a> Exec<'a> {
             steps: 0,
             src,
             tname: tname.to_string(),
+            html: false,
         }
     }
 
@@ -137,7 +150,12 @@ impl<'a> Exec<'a> {
             Node::Action(p) => {
                 let v = self.pipeline(p, dot, true)?;
                 if p.decl.is_empty() {
-                    v.write_go(&mut self.out, true);
+                    if self.html && !ends_html_safe(p) {
+                        let s = funcs::html_escape(&v.to_go_string());
+                        self.out.push_str(&s);
+                    } else {
+                        v.write_go(&mut self.out, true);
+                    }
                 }
             }
             Node::If(c) | Node::With(c) | Node::Range(c) => {

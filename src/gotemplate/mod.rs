@@ -228,16 +228,25 @@ impl Set {
         })
     }
 
-    /// Execute a parsed field template.
-    pub fn execute_inline(&self, t: &Inline, data: &Value) -> Result<String, Error> {
+    /// Execute a parsed field template; `html`: escape printed values for HTML.
+    pub fn execute_inline(&self, t: &Inline, data: &Value, html: bool) -> Result<String, Error> {
         let mut ex = exec::Exec::new(self, &t.local, t.src.clone(), "");
+        ex.html = html;
         ex.run(&t.body, data)?;
         Ok(ex.out)
     }
 
     /// Parse and execute a field's template.
     pub fn render(&self, text: &str, data: &Value) -> Result<String, Error> {
-        self.execute_inline(&self.parse_inline(text)?, data)
+        self.execute_inline(&self.parse_inline(text)?, data, false)
+    }
+
+    /// [`Set::render`] for an HTML field (email `html`, Telegram in HTML mode): every
+    /// printed value is HTML-escaped unless its pipeline ends with `html`, `safeHtml`,
+    /// `safeUrl` or `urlquery` — a simple stand-in for `html/template`'s contextual
+    /// escaping (one escaping for every context, no URL filtering).
+    pub fn render_html(&self, text: &str, data: &Value) -> Result<String, Error> {
+        self.execute_inline(&self.parse_inline(text)?, data, true)
     }
 
     /// Execute a named template of the set.

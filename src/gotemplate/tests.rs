@@ -579,3 +579,41 @@ fn truncated_and_damaged_templates_never_panic() {
     );
     assert!(rendered > 10, "{rendered}");
 }
+
+#[test]
+fn html_fields_escape_printed_values() {
+    let mut m = msg();
+    let team = "<b>ops</b> & \"co\"";
+    m.common_labels.insert("team".into(), team.into());
+    m.alerts[0].labels.insert("team".into(), team.into());
+    let set = am::default_set().unwrap();
+    let d = am::data(&m);
+    let html = |t: &str| set.render_html(t, &d).unwrap();
+    assert_eq!(
+        html("<p>{{ .CommonLabels.team }}</p>"),
+        "<p>&lt;b&gt;ops&lt;/b&gt; &amp; &#34;co&#34;</p>"
+    );
+    // Escapers and trusted values are not escaped twice; text parts are never escaped.
+    assert_eq!(
+        html("{{ .CommonLabels.team | html }}"),
+        "&lt;b&gt;ops&lt;/b&gt; &amp; &#34;co&#34;"
+    );
+    assert_eq!(
+        html("{{ safeHtml \"<i>x</i>\" }}|{{ .CommonLabels.team | urlquery }}"),
+        "<i>x</i>|%3Cb%3Eops%3C%2Fb%3E+%26+%22co%22"
+    );
+    assert_eq!(
+        html("{{ define \"t\" }}<u>{{ . }}</u>{{ end }}{{ template \"t\" \"<x>\" }}"),
+        "<u>&lt;x&gt;</u>"
+    );
+    // The same template in a text field prints values as they are.
+    assert_eq!(
+        set.render("{{ .CommonLabels.team }}", &d).unwrap(),
+        "<b>ops</b> & \"co\""
+    );
+    let mail = html("{{ template \"email.default.html\" . }}");
+    assert!(
+        mail.contains("&lt;b&gt;ops") && !mail.contains("<b>ops") && !mail.contains("&amp;lt;"),
+        "{mail}"
+    );
+}

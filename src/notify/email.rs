@@ -284,7 +284,7 @@ impl EmailNotifier {
             None => default_text(msg),
         };
         let html = match &self.html {
-            Some(t) => self.render("html", t, msg)?,
+            Some(t) => super::render_html(&self.templates, "email html", t, msg)?,
             None => default_html(msg),
         };
         let plain = || {

@@ -119,9 +119,24 @@ pub(crate) fn render(
     source: &str,
     msg: &crate::alert::WebhookMessage,
 ) -> Result<String, NotifyError> {
-    templates
-        .render(source, msg)
-        .map_err(|e| NotifyError::permanent(FailureReason::Other, format!("{what}: {e}")))
+    permanent_on_error(what, templates.render(source, msg))
+}
+
+/// [`render`] for a field whose output is HTML ([`Templates::render_html`]).
+pub(crate) fn render_html(
+    templates: &Templates,
+    what: &str,
+    source: &str,
+    msg: &crate::alert::WebhookMessage,
+) -> Result<String, NotifyError> {
+    permanent_on_error(what, templates.render_html(source, msg))
+}
+
+fn permanent_on_error(
+    what: &str,
+    r: Result<String, crate::template::TemplateError>,
+) -> Result<String, NotifyError> {
+    r.map_err(|e| NotifyError::permanent(FailureReason::Other, format!("{what}: {e}")))
 }
 
 /// Default `digest_threshold` of the chat and email integrations.

@@ -521,7 +521,11 @@ impl TelegramNotifier {
     pub fn text(&self, n: &Notification) -> Result<String, NotifyError> {
         let msg = &n.message;
         if let Some(t) = &self.message {
-            let s = super::render(&self.templates, "message", t, msg)?;
+            let s = if self.mode == Mode::Html {
+                super::render_html(&self.templates, "message", t, msg)?
+            } else {
+                super::render(&self.templates, "message", t, msg)?
+            };
             let s = s.trim();
             if !s.is_empty() {
                 return Ok(self.mode.truncate(s, MAX_TEXT));

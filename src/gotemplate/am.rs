@@ -63,8 +63,9 @@ pub fn alert(a: &WebhookAlert) -> Value {
     )
 }
 
-/// A notification as Alertmanager's `*template.Data`. `.Receiver` is the receiver name
-/// as the message carries it (already `regexp.QuoteMeta`'d, like Alertmanager's).
+/// A notification as Alertmanager's `*template.Data` (0.32+, with `.NotificationReason`).
+/// `.Receiver` is the receiver name as the message carries it (already
+/// `regexp.QuoteMeta`'d, like Alertmanager's).
 pub fn data(msg: &WebhookMessage) -> Value {
     Value::structure(
         DATA,
@@ -74,6 +75,10 @@ pub fn data(msg: &WebhookMessage) -> Value {
             (
                 "Alerts",
                 Value::list(ALERTS, msg.alerts.iter().map(alert).collect()),
+            ),
+            (
+                "NotificationReason",
+                Value::from(msg.notification_reason.as_str()),
             ),
             ("GroupLabels", kv(&msg.group_labels)),
             ("CommonLabels", kv(&msg.common_labels)),

@@ -110,6 +110,10 @@ fn fields_and_methods_of_the_data_model() {
     assert_eq!(ok("{{ .CommonLabels.Values.Join \":\" }}"), "Disk:node");
     assert_eq!(ok("{{ .CommonLabels }}"), "map[alertname:Disk job:node]");
     assert_eq!(ok("{{ (index .Alerts 0).Fingerprint | len }}"), "16");
+    assert_eq!(ok("{{ .NotificationReason }}"), "first notification");
+    assert!(ok("{{ toJson . }}").contains(r#""alerts":[{"status":"firing","#));
+    assert!(ok("{{ toJson . }}")
+        .contains(r#""notification_reason":"first notification","groupLabels""#));
 }
 
 #[test]

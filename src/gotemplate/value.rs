@@ -225,6 +225,9 @@ impl Value {
 /// The JSON name of a data-model field (`StartsAt` → `startsAt`, `GeneratorURL` →
 /// `generatorURL`), as Alertmanager's struct tags spell them.
 pub fn json_name(field: &str) -> String {
+    if field == "NotificationReason" {
+        return "notification_reason".into();
+    }
     let mut c = field.chars();
     match c.next() {
         Some(f) => f.to_lowercase().chain(c).collect(),

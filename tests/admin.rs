@@ -217,3 +217,52 @@ async fn alerts_groups_and_metrics_views() {
     }
     app.stop().await;
 }
+
+/// `templates:` files are parsed on every reload: a broken one is rejected naming file,
+/// line and column (the old templates keep serving), a changed one takes effect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_reparses_template_files_and_names_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("tmpl")).unwrap();
+    let file = dir.path().join("tmpl/slack.tmpl");
+    std::fs::write(
+        &file,
+        "{{ define \"t\" }}v1 {{ .CommonLabels.alertname }}{{ end }}",
+    )
+    .unwrap();
+    let yaml = "templates: ['tmpl/*.tmpl']\nroute:\n  receiver: ops\nreceivers:\n  - name: ops\n    slack_configs:\n      - api_url: 'https://hooks.slack.test/services/T/B/X'\n        title: '{{ template \"t\" . }}'\n";
+    let app = TestApp::start_in(dir, yaml).await;
+    let title = || async {
+        let r = app
+            .client
+            .post(app.url("/admin/v1/receivers/ops/render"))
+            .send()
+            .await
+            .unwrap();
+        let v: Value = r.json().await.unwrap();
+        v["integrations"][0]["requests"][0]["body"]["attachments"][0]["title"].clone()
+    };
+    assert_eq!(title().await, "v1 AlertRouterSample");
+
+    std::fs::write(
+        &file,
+        "{{ define \"t\" }}\n  v2 {{ .Status | shout }}{{ end }}",
+    )
+    .unwrap();
+    let r = app.client.post(app.url("/-/reload")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    let want = format!("{}:2:19: function \"shout\" not defined", file.display());
+    assert!(e["error"].as_str().unwrap().contains(&want), "{e}");
+    assert_eq!(title().await, "v1 AlertRouterSample");
+
+    std::fs::write(
+        &file,
+        "{{ define \"t\" }}v2 {{ .Status | toUpper }}{{ end }}",
+    )
+    .unwrap();
+    let r = app.client.post(app.url("/-/reload")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(title().await, "v2 FIRING");
+    app.stop().await;
+}

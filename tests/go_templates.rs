@@ -140,6 +140,37 @@ const CASES: &[&str] = &[
     r#"{{ (index .Alerts 0).StartsAt.Year }} {{ (index .Alerts 0).StartsAt.Month }} {{ (index .Alerts 0).StartsAt.Day }} {{ (index .Alerts 0).StartsAt.Weekday }} {{ (index .Alerts 0).StartsAt.Before (index .Alerts 0).EndsAt }}"#,
     r#"{{ range .Alerts }}{{ .Fingerprint }} {{ .GeneratorURL }} {{ .Status }}
 {{ end }}"#,
+    // Real-world Slack templates (kube-prometheus-stack, common blog posts).
+    r#"{{ define "slack.myorg.text" }}
+{{- $root := . -}}
+{{ range .Alerts }}
+  *Alert:* {{ .Annotations.summary }} - `{{ .Labels.severity }}`
+  *Description:* {{ .Annotations.description }}
+  *Graph:* <{{ .GeneratorURL }}|:chart_with_upwards_trend:>
+  *Runbook:* <{{ .Annotations.runbook_url }}|:spiral_note_pad:>
+  *Details:*
+  {{ range .Labels.SortedPairs }} • *{{ .Name }}:* `{{ .Value }}`
+  {{ end }}
+  *Receiver:* {{ $root.Receiver }}
+{{ end }}
+{{ end }}{{ template "slack.myorg.text" . }}"#,
+    r#"{{ if or (and (eq (len .Alerts.Firing) 1) (eq (len .Alerts.Resolved) 0)) (and (eq (len .Alerts.Firing) 0) (eq (len .Alerts.Resolved) 1)) }}{{ range .Alerts.Firing }} @{{ .Annotations.summary }} {{ end }}{{ range .Alerts.Resolved }} @{{ .Labels.alertname }}{{ end }}{{ else }}{{ .CommonLabels.alertname }} x{{ len .Alerts }}{{ end }}"#,
+    r#"{{ define "__alert_severity_prefix_title" -}}
+    {{ if ne .Status "firing" -}}
+    :lgtm:
+    {{- else if eq .CommonLabels.severity "critical" -}}
+    :fire:
+    {{- else if eq .CommonLabels.severity "warning" -}}
+    :warning:
+    {{- else -}}
+    :question:
+    {{- end }}
+{{- end }}[{{ .Status | toUpper -}}
+{{ if eq .Status "firing" }}:{{ .Alerts.Firing | len }}{{- end -}}
+] {{ template "__alert_severity_prefix_title" . }} {{ .CommonLabels.alertname }}"#,
+    r#"{{ range $index, $alert := .Alerts }}{{ if gt $index 0 }}
+---
+{{ end }}{{ $alert.Labels.namespace }}/{{ $alert.Labels.pod }} since {{ $alert.StartsAt.Format "Jan 02, 2006 15:04:05 UTC" }}{{ if not $alert.EndsAt.IsZero }} until {{ $alert.EndsAt.Format "15:04" }}{{ end }}{{ end }}"#,
 ];
 
 /// Templates that must fail in both engines.

@@ -17,7 +17,7 @@ pub const BUILTINS: [&str; 19] = [
 ];
 
 /// Names of Alertmanager's functions (all of them registered by [`call`]).
-pub const ALERTMANAGER: [&str; 24] = [
+pub const ALERTMANAGER: [&str; 25] = [
     "toUpper",
     "toLower",
     "title",
@@ -42,6 +42,7 @@ pub const ALERTMANAGER: [&str; 24] = [
     "list",
     "append",
     "dict",
+    "routeLabels",
 ];
 
 /// Whether `name` is a function a template may call.
@@ -270,6 +271,13 @@ pub fn call(set: &Set, name: &str, args: &[Value]) -> Result<Value, String> {
                 m.insert(k.to_string(), pair[1].clone());
             }
             Value::map(value::ANY_MAP, false, m)
+        }
+        "routeLabels" => {
+            arity(args, 1)?;
+            s(0)?;
+            // Alertmanager 0.34's route labels; the router's routes have none, and an
+            // unknown name is "" there too.
+            Value::from("")
         }
         _ => return Err(format!("function {name:?} not defined")),
     })

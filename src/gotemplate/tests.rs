@@ -237,6 +237,8 @@ fn alertmanager_functions() {
     );
     assert!(err("{{ dict \"a\" }}").contains("odd number"));
     assert!(err("{{ dict 1 2 }}").contains("key must be a string"));
+    assert_eq!(ok("[{{ routeLabels \"team\" }}]"), "[]");
+    assert!(err("{{ routeLabels }}").contains("wrong number of args"));
 }
 
 #[test]

@@ -586,25 +586,23 @@ fn payload(kind: Kind, n: usize, starts_at: &str) -> Bytes {
         );
     }
     if webhook {
-        {
-            let _ = write!(
-                s,
-                concat!(
-                    r#"],"groupLabels"":{{"alertname":"{name}"}},"#,
-                    r#""commonLabels":{{"alertname":"{name}","cluster":"{cluster}","job":"{job}","namespace":"{ns}","severity":"{severity}"}},"#,
-                    r#""commonAnnotations":{{"runbook_url":"{runbook}","summary":"{summary}"}},"#,
-                    r#""externalURL":"http://alertmanager.monitoring.svc:9093","version":"4","#,
-                    r#""groupKey":"{{}}:{{alertname=\"{name}\"}}","truncatedAlerts":0}}"#
-                ),
-                name = name,
-                cluster = cluster,
-                job = job,
-                ns = ns,
-                severity = severity,
-                runbook = runbook,
-                summary = summary,
-            );
-        }
+        let _ = write!(
+            s,
+            concat!(
+                r#"],"groupLabels":{{"alertname":"{name}"}},"#,
+                r#""commonLabels":{{"alertname":"{name}","cluster":"{cluster}","job":"{job}","namespace":"{ns}","severity":"{severity}"}},"#,
+                r#""commonAnnotations":{{"runbook_url":"{runbook}","summary":"{summary}"}},"#,
+                r#""externalURL":"http://alertmanager.monitoring.svc:9093","version":"4","#,
+                r#""groupKey":"{{}}:{{alertname=\"{name}\"}}","truncatedAlerts":0}}"#
+            ),
+            name = name,
+            cluster = cluster,
+            job = job,
+            ns = ns,
+            severity = severity,
+            runbook = runbook,
+            summary = summary,
+        );
     } else {
         s.push(']');
     }

@@ -92,6 +92,10 @@ pub struct StorageConfig {
     /// data, if that is more). Smaller = faster restarts, more background writing.
     #[serde(default = "default_checkpoint_bytes")]
     pub checkpoint_min_bytes: u64,
+    /// When acknowledged writes are `fsync`ed: `always`, `batch` (default) or `none`
+    /// (see [`crate::store::fsync`]).
+    #[serde(default)]
+    pub sync: crate::store::SyncMode,
 }
 
 fn default_storage_path() -> PathBuf {
@@ -114,6 +118,7 @@ impl Default for StorageConfig {
             retention: default_retention(),
             cache_capacity_mb: default_cache_mb(),
             checkpoint_min_bytes: default_checkpoint_bytes(),
+            sync: Default::default(),
         }
     }
 }
@@ -1062,6 +1067,22 @@ mod tests {
         assert_eq!(c.global.resolve_timeout, AmDuration::from_secs(300));
         assert_eq!(c.storage.retention, AmDuration::from_secs(120 * 3600));
         assert_eq!(c.ingest.max_body_bytes, 4 * 1024 * 1024);
+    }
+
+    #[test]
+    fn storage_sync_mode_parses_and_defaults_to_batch() {
+        use crate::store::SyncMode;
+        assert_eq!(load(MIN).unwrap().storage.sync, SyncMode::Batch);
+        for (v, want) in [
+            ("always", SyncMode::Always),
+            ("batch", SyncMode::Batch),
+            ("none", SyncMode::None),
+        ] {
+            let c = load(&format!("storage:\n  sync: {v}\n{MIN}")).unwrap();
+            assert_eq!(c.storage.sync, want, "{v}");
+        }
+        let e = load(&format!("storage:\n  sync: fsync\n{MIN}")).unwrap_err();
+        assert!(e.message.contains("unknown variant `fsync`"), "{e}");
     }
 
     #[test]

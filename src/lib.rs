@@ -226,11 +226,12 @@ impl Running {
 pub async fn start(source: ConfigSource) -> Result<Running, AppError> {
     let (cfg, h) = source.load()?;
     let metrics = Arc::new(Metrics::new());
-    let store = Store::open(
+    let store = Store::open_with_sync(
         &cfg.storage.path,
         cfg.storage.cache_capacity_mb,
         cfg.ingest.max_pending_alerts,
         cfg.storage.checkpoint_min_bytes,
+        cfg.storage.sync,
     )
     .map_err(|err| AppError::Store {
         path: cfg.storage.path.display().to_string(),

@@ -20,6 +20,7 @@
 //! interrupted checkpoint are removed. Schema 1 stores (JSON alerts keyed by fingerprint)
 //! are migrated on first open.
 
+use super::fsync::{SledSync, SyncCounts};
 use super::logfile::{self, LogFile};
 use super::record::{put_str, put_uvar, AlertRecord, Interner, Reader, RecordError};
 use super::{keys, StoreError};
@@ -29,7 +30,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 /// Target size of one log value: sled writes a leaf of up to 17 values as one unit and
 /// moves anything over ~128 KiB into a separate blob file, so values stay small.
@@ -317,10 +318,16 @@ pub struct Trees {
     pub logdir: PathBuf,
     /// Directory of the checkpoint files.
     pub dir: PathBuf,
+    /// Makes sled's flushes stable (`storage.sync`).
+    pub sled_sync: Arc<SledSync>,
 }
 
 impl Trees {
-    pub fn open(db: &sled::Db, store_dir: &Path) -> Result<Trees, StoreError> {
+    pub fn open(
+        db: &sled::Db,
+        store_dir: &Path,
+        sled_sync: Arc<SledSync>,
+    ) -> Result<Trees, StoreError> {
         let dir = store_dir.join("checkpoints");
         std::fs::create_dir_all(&dir).map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
         Ok(Trees {
@@ -328,7 +335,22 @@ impl Trees {
             meta: db.open_tree(keys::TREE_META)?,
             logdir: store_dir.join("alertlog"),
             dir,
+            sled_sync,
         })
+    }
+
+    /// Flush sled and, in the sync modes, make the flush stable.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        self.sled_sync.after_flush()
+    }
+
+    /// The sync counters when syncing (`None` with `storage.sync: none`).
+    fn sync_counts(&self) -> Option<&SyncCounts> {
+        self.sled_sync
+            .mode()
+            .syncs()
+            .then_some(&*self.sled_sync.counts)
     }
 
     fn file(&self, generation: u64) -> PathBuf {
@@ -482,12 +504,14 @@ pub fn checkpoint(t: &Trees, live: &Live, prev: Mark, covers: u64) -> Result<Mar
         .and_then(|d| d.sync_all())
         .map_err(io)?;
     t.meta.insert(keys::CHECKPOINT_KEY, &mark.bytes())?;
-    t.db.flush()?;
+    // In the sync modes the mark must be stable before what it replaces is deleted, or a
+    // power loss could bring back the old mark without its file and log.
+    t.flush()?;
     // The new generation is complete and recorded: what it replaces can go.
     if prev.generation > 0 {
         let _ = std::fs::remove_file(t.file(prev.generation));
     }
-    logfile::trim(&t.logdir, covers)?;
+    logfile::trim(&t.logdir, covers, t.sync_counts())?;
     Ok(mark)
 }
 
@@ -513,10 +537,10 @@ pub fn migrate_v1(t: &Trees, live: &Live) -> Result<Loaded, StoreError> {
         keys::SCHEMA_KEY,
         keys::SCHEMA_VERSION.to_string().as_bytes(),
     )?;
-    t.db.flush()?;
+    t.flush()?;
     drop(old);
     t.db.drop_tree(keys::TREE_ALERTS)?;
-    t.db.flush()?;
+    t.flush()?;
     tracing::info!(
         alerts = n,
         "store migrated from schema 1 (JSON) to schema 2"
@@ -569,10 +593,23 @@ mod tests {
             .map(|r| r.decode(&live.strings).unwrap())
     }
 
+    fn no_sync() -> Arc<SledSync> {
+        Arc::new(SledSync::open(super::super::fsync::SyncMode::None, Path::new("")).unwrap())
+    }
+
     /// A fresh database whose log holds alerts `0..n` (also put into the returned map).
     fn with_alerts(dir: &Path, n: u64) -> (Trees, Live, u64) {
+        with_alerts_syncing(dir, n, super::super::fsync::SyncMode::None)
+    }
+
+    fn with_alerts_syncing(
+        dir: &Path,
+        n: u64,
+        mode: super::super::fsync::SyncMode,
+    ) -> (Trees, Live, u64) {
         let db = sled::Config::new().path(dir.join("db")).open().unwrap();
-        let t = Trees::open(&db, dir).unwrap();
+        let sync = Arc::new(SledSync::open(mode, &dir.join("db")).unwrap());
+        let t = Trees::open(&db, dir, sync).unwrap();
         let live = Live::default();
         let mut seq = 1;
         append(&t, &live, &mut seq, |c, live| {
@@ -614,6 +651,30 @@ mod tests {
             Some(eight.labels)
         );
         assert_eq!(reloaded.strings.len(), live.strings.len());
+    }
+
+    /// In the sync modes the checkpoint's mark is fsynced (sled's `db` file) before the
+    /// previous generation and the covered log are deleted, and the log directory is synced
+    /// after segments are deleted; in mode `none` nothing is synced beyond the checkpoint
+    /// file itself.
+    #[test]
+    fn checkpoint_syncs_its_mark_in_sync_modes() {
+        use super::super::fsync::SyncMode;
+        for (mode, want_sled) in [
+            (SyncMode::Batch, 1),
+            (SyncMode::Always, 1),
+            (SyncMode::None, 0),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let (t, live, seq) = with_alerts_syncing(dir.path(), 50, mode);
+            // a second segment, so the checkpoint has one to delete
+            std::fs::write(t.logdir.join(format!("{:016x}.log", seq + 1)), b"").unwrap();
+            checkpoint(&t, &live, Mark::default(), seq).unwrap();
+            let c = t.sled_sync.counts.get();
+            assert_eq!(c.sled, want_sled, "{mode:?}");
+            assert_eq!(c.dirs, want_sled, "{mode:?}: log directory after the trim");
+            assert_eq!(log_frames(&t), 0, "{mode:?}: covered segment trimmed");
+        }
     }
 
     /// A checkpoint interrupted before its mark (a temporary, or even a renamed file)
@@ -713,7 +774,7 @@ mod tests {
             old.insert(keys::alert(a.fingerprint), serde_json::to_vec(a).unwrap())
                 .unwrap();
         }
-        let t = Trees::open(&db, dir.path()).unwrap();
+        let t = Trees::open(&db, dir.path(), no_sync()).unwrap();
         let live = Live::default();
         let mark = migrate_v1(&t, &live).unwrap();
         assert_eq!(mark.mark.generation, 1);

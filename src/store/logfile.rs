@@ -2,17 +2,23 @@
 //!
 //! `<storage.path>/alertlog/<first sequence number, hex>.log`; each frame is
 //! `seq u64 | len u32 | crc32 u32 | chunk` (little-endian). The writer appends one `write`
-//! per group commit and acknowledges after it (the data is then in the operating system, as
-//! with sled's flush: it survives a crash of the process). A new segment starts once the
-//! current one passes [`SEGMENT_BYTES`]; segments wholly covered by a checkpoint are deleted.
+//! per group commit; with `storage.sync: none` it acknowledges after that (the data is then
+//! in the operating system: it survives a crash of the process, not of the machine), in the
+//! sync modes after [`LogFile::sync`] (`fdatasync`, see [`super::fsync`]). A new segment
+//! starts once the current one passes [`SEGMENT_BYTES`]; segments wholly covered by a
+//! checkpoint are deleted. When syncing, the segment being closed is synced before the next
+//! one is created, and the directory is synced after a segment is created or deleted.
 //! On open, a frame cut short at the end of the last segment (the process died while
 //! writing it, so it was never acknowledged) is truncated away; damage anywhere else is an
 //! error.
 
+use super::fsync::{io_error, sync_dir, SyncCounts};
 use super::StoreError;
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 /// A segment is closed once it holds this much.
 pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
@@ -33,7 +39,13 @@ fn corrupt(err: String) -> StoreError {
 pub struct LogFile {
     dir: PathBuf,
     file: File,
+    /// Path of `file`.
+    path: PathBuf,
     bytes: u64,
+    /// Set when the log is synced (`storage.sync` other than `none`).
+    sync: Option<Arc<SyncCounts>>,
+    /// The directory has entries not synced yet.
+    dir_dirty: bool,
 }
 
 /// Segments in the directory, oldest first, by their first sequence number.
@@ -139,22 +151,61 @@ impl LogFile {
             LogFile {
                 dir: dir.to_path_buf(),
                 file,
+                path,
                 bytes,
+                sync: None,
+                // the directory or the segment may have just been created
+                dir_dirty: true,
             },
             next,
         ))
     }
 
+    /// Sync from now on (`storage.sync` other than `none`), counting into `counts`.
+    pub fn set_sync(&mut self, counts: Arc<SyncCounts>) {
+        self.sync = Some(counts);
+    }
+
+    /// Make every append so far stable: `fdatasync` the segment, and `fsync` the directory
+    /// (and its parent) if a segment was created since the last sync. Nothing unless
+    /// [`LogFile::set_sync`] was called.
+    pub fn sync(&mut self) -> Result<(), StoreError> {
+        let Some(counts) = &self.sync else {
+            return Ok(());
+        };
+        if self.dir_dirty {
+            sync_dir(&self.dir, counts)?;
+            if let Some(parent) = self.dir.parent() {
+                sync_dir(parent, counts)?;
+            }
+            self.dir_dirty = false;
+        }
+        self.file.sync_data().map_err(|e| io_error(&self.path, e))?;
+        counts.log.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Append `chunks` as frames numbered from `*seq` (advanced past them) in one write.
     pub fn append(&mut self, chunks: &[Vec<u8>], seq: &mut u64) -> Result<u64, StoreError> {
         if self.bytes >= SEGMENT_BYTES {
+            if let Some(counts) = &self.sync {
+                // the closed segment must be complete before frames follow in the next one
+                self.file.sync_data().map_err(|e| io_error(&self.path, e))?;
+                counts.log.fetch_add(1, Ordering::Relaxed);
+            }
             let path = segment_path(&self.dir, *seq);
             self.file = OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(&path)
                 .map_err(io)?;
+            self.path = path;
             self.bytes = 0;
+            self.dir_dirty = true;
+            if let Some(counts) = &self.sync {
+                sync_dir(&self.dir, counts)?;
+                self.dir_dirty = false;
+            }
         }
         let total: usize = chunks.iter().map(|c| HEADER + c.len()).sum();
         let mut buf = Vec::with_capacity(total);
@@ -171,14 +222,20 @@ impl LogFile {
     }
 }
 
-/// Delete the segments every frame of which is at or before `covers` (never the newest).
-pub fn trim(dir: &Path, covers: u64) -> Result<(), StoreError> {
+/// Delete the segments every frame of which is at or before `covers` (never the newest);
+/// with `sync`, `fsync` the directory after deleting any.
+pub fn trim(dir: &Path, covers: u64, sync: Option<&SyncCounts>) -> Result<(), StoreError> {
     let segs = segments(dir)?;
+    let mut deleted = false;
     for pair in segs.windows(2) {
         // frames of pair[0] are numbered below pair[1]'s first
         if pair[1].0 <= covers + 1 {
             std::fs::remove_file(&pair[0].1).map_err(io)?;
+            deleted = true;
         }
+    }
+    if let (true, Some(counts)) = (deleted, sync) {
+        sync_dir(dir, counts)?;
     }
     Ok(())
 }
@@ -248,15 +305,43 @@ mod tests {
     }
 
     #[test]
+    fn sync_counts_segment_and_directory_syncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let logdir = dir.path().join("alertlog");
+        let (mut log, mut seq) = LogFile::open(&logdir, |_, _| Ok(())).unwrap();
+        log.append(&[b"one".to_vec()], &mut seq).unwrap();
+        log.sync().unwrap(); // without set_sync: nothing to do
+        let counts = Arc::new(SyncCounts::default());
+        log.set_sync(counts.clone());
+        log.sync().unwrap();
+        let c = counts.get();
+        assert_eq!(
+            (c.log, c.dirs),
+            (1, 2),
+            "segment, its new directory and the parent"
+        );
+        log.append(&[b"two".to_vec()], &mut seq).unwrap();
+        log.sync().unwrap();
+        let c = counts.get();
+        assert_eq!(
+            (c.log, c.dirs),
+            (2, 2),
+            "directories only when an entry changed"
+        );
+    }
+
+    #[test]
     fn trim_drops_only_covered_segments() {
         let dir = tempfile::tempdir().unwrap();
         for first in [1u64, 10, 20] {
             std::fs::write(segment_path(dir.path(), first), b"").unwrap();
         }
-        trim(dir.path(), 15).unwrap();
+        let counts = SyncCounts::default();
+        trim(dir.path(), 15, Some(&counts)).unwrap();
+        assert_eq!(counts.get().dirs, 1, "directory synced after a deletion");
         let left: Vec<u64> = segments(dir.path()).unwrap().iter().map(|s| s.0).collect();
         assert_eq!(left, vec![10, 20]);
-        trim(dir.path(), 100).unwrap();
+        trim(dir.path(), 100, None).unwrap();
         let left: Vec<u64> = segments(dir.path()).unwrap().iter().map(|s| s.0).collect();
         assert_eq!(left, vec![20], "the newest segment stays");
     }

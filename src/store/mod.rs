@@ -5,9 +5,12 @@
 //! Every write goes through one writer thread that batches whatever is waiting and then
 //! flushes once (group commit): callers are answered only after their data is flushed, so
 //! a 2xx to a sender or a queued notification survives a crash, while a burst of
-//! concurrent requests shares one flush.
+//! concurrent requests shares one flush. With `storage.sync: batch` (the default) or
+//! `always`, that flush is also `fsync`ed before the answer (see [`fsync`] for what each
+//! mode syncs and what sled does not), so it survives a power loss too.
 
 pub mod alertlog;
+pub mod fsync;
 pub mod gc;
 pub mod keys;
 pub mod logfile;
@@ -15,6 +18,8 @@ pub mod record;
 
 use crate::alert::{Alert, Fingerprint, WebhookMessage};
 use alertlog::{Chunker, Live, Mark, Trees};
+pub use fsync::SyncMode;
+use fsync::{SledSync, SyncCount};
 use record::AlertRecord;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -29,6 +34,12 @@ use tokio::sync::oneshot;
 pub enum StoreError {
     #[error("storage error: {0}")]
     Sled(#[from] sled::Error),
+    /// A file operation of ours failed (the `fsync`s of `storage.sync`).
+    #[error("storage I/O error on {}: {err}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        err: std::io::Error,
+    },
     #[error("corrupt record in {tree}: {err}")]
     Decode { tree: &'static str, err: String },
     #[error(
@@ -292,6 +303,9 @@ struct Job {
     commit: Commit,
     /// Counted in `pending_alerts` (ingest requests).
     ingest: bool,
+    /// Somebody waits for the answer (not [`Store::commit_nowait`]): with
+    /// `storage.sync: batch` such a commit is synced before the answer.
+    waited: bool,
     reply: oneshot::Sender<Result<(), StoreError>>,
 }
 
@@ -307,6 +321,8 @@ pub struct Store {
     stats: Arc<alertlog::Stats>,
     /// Directories of the alert log and the checkpoints.
     file_dirs: Arc<[std::path::PathBuf; 2]>,
+    /// Makes sled's flushes stable (`storage.sync`); holds the sync counters.
+    sled_sync: Arc<SledSync>,
     /// The writer thread; it ends (closing the database) when the last handle is dropped.
     writer: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
@@ -331,12 +347,32 @@ fn decode<T: for<'de> Deserialize<'de>>(tree: &'static str, b: &[u8]) -> Result<
 }
 
 impl Store {
-    /// Open (or create) the store at `path` and start its writer thread.
+    /// Open (or create) the store at `path` with the default `storage.sync` mode
+    /// ([`SyncMode::Batch`]) and start its writer thread.
     pub fn open(
         path: &Path,
         cache_mb: u64,
         max_pending_alerts: usize,
         checkpoint_min_bytes: u64,
+    ) -> Result<Store, StoreError> {
+        Store::open_with_sync(
+            path,
+            cache_mb,
+            max_pending_alerts,
+            checkpoint_min_bytes,
+            SyncMode::default(),
+        )
+    }
+
+    /// Open (or create) the store at `path`, syncing as `sync` says, and start its writer
+    /// thread. In the sync modes everything the store consists of is synced once before
+    /// this returns.
+    pub fn open_with_sync(
+        path: &Path,
+        cache_mb: u64,
+        max_pending_alerts: usize,
+        checkpoint_min_bytes: u64,
+        sync: SyncMode,
     ) -> Result<Store, StoreError> {
         let opened = std::time::Instant::now();
         let db = sled::Config::new()
@@ -368,14 +404,21 @@ impl Store {
                 keys::SCHEMA_VERSION
             }
         };
-        let trees = Trees::open(&db, path)?;
+        let sled_sync = Arc::new(SledSync::open(sync, path)?);
+        let trees = Trees::open(&db, path, sled_sync.clone())?;
         let dispatch = db.open_tree(keys::TREE_DISPATCH)?;
         let live = Arc::new(Live::default());
-        let loaded = if schema == 1 {
+        let mut loaded = if schema == 1 {
             alertlog::migrate_v1(&trees, &live)?
         } else {
             alertlog::load(&trees, &live)?
         };
+        if sync.syncs() {
+            loaded.log.set_sync(sled_sync.counts.clone());
+            loaded.log.sync()?;
+            fsync::sync_dir(&trees.dir, &sled_sync.counts)?;
+            sled_sync.on_open()?;
+        }
         tracing::info!(
             alerts = live.len(),
             record_bytes = live.bytes(),
@@ -405,6 +448,7 @@ impl Store {
                 checkpointer: None,
                 checkpoint_min_bytes,
                 stats: stats.clone(),
+                sync,
                 defined: live.strings.len(),
                 durable_defined: live.strings.len(),
             };
@@ -422,6 +466,7 @@ impl Store {
             max_pending_alerts,
             stats,
             file_dirs,
+            sled_sync,
             writer: Arc::new(std::sync::Mutex::new(Some(writer))),
         })
     }
@@ -448,6 +493,7 @@ impl Store {
             .send(Job {
                 commit,
                 ingest: false,
+                waited: false,
                 reply,
             })
             .map_err(|_| StoreError::Closed)
@@ -459,6 +505,7 @@ impl Store {
             .send(Job {
                 commit,
                 ingest,
+                waited: true,
                 reply,
             })
             .map_err(|_| StoreError::Closed)?;
@@ -654,10 +701,21 @@ impl Store {
         self.db.size_on_disk().unwrap_or(0) + files
     }
 
-    /// Flush everything (graceful shutdown).
+    /// Flush everything (graceful shutdown); in the sync modes also `fsync` it, delivery
+    /// bookkeeping included.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
-        Ok(())
+        self.sled_sync.after_flush()
+    }
+
+    /// The `storage.sync` mode.
+    pub fn sync_mode(&self) -> SyncMode {
+        self.sled_sync.mode()
+    }
+
+    /// How many `fsync`s the store has issued since it was opened.
+    pub fn sync_count(&self) -> SyncCount {
+        self.sled_sync.counts.get()
     }
 }
 
@@ -680,6 +738,8 @@ struct Writer {
     checkpointer: Option<(std::thread::JoinHandle<Result<Mark, StoreError>>, u64)>,
     checkpoint_min_bytes: u64,
     stats: Arc<alertlog::Stats>,
+    /// `storage.sync`: which group commits are synced before they are answered.
+    sync: SyncMode,
     /// Interned strings `0..defined` are in the log (or a checkpoint), or in the batch
     /// being written.
     defined: usize,
@@ -741,6 +801,9 @@ impl Writer {
         if let Some((h, _)) = self.checkpointer.take() {
             let _ = h.join();
         }
+        if let Err(e) = self.log.sync() {
+            tracing::error!(error = %e, "cannot sync the alert log on close");
+        }
     }
 
     /// Start a background checkpoint when the log has grown enough (and none is running);
@@ -794,7 +857,9 @@ impl Writer {
         }
     }
 
-    /// Apply every job's changes (alert log chunks, one `dispatch` batch), then flush once.
+    /// Apply every job's changes (alert log chunks, one `dispatch` batch), then flush once
+    /// and, as `storage.sync` says, `fsync` what was written (`always`: whatever this batch
+    /// wrote; `batch`: what the jobs somebody waits for wrote).
     /// Returns per job the merged alerts, or why its preconditions failed (nothing of that
     /// job applied).
     ///
@@ -810,6 +875,13 @@ impl Writer {
         let mut log = Chunker::default();
         let mut dispatch_batch = sled::Batch::default();
         let mut touched_dispatch = false;
+        // what the jobs somebody waits for write: the log, sled
+        let (mut waited_log, mut waited_sled) = (false, false);
+        for job in jobs.iter().filter(|j| j.waited) {
+            let c = &job.commit;
+            waited_log |= !c.alerts.is_empty() || !c.delete_alerts.is_empty();
+            waited_sled |= !c.dispatch.is_empty() || c.conditional();
+        }
         let mut outcomes = Vec::with_capacity(jobs.len());
         for job in jobs.iter_mut() {
             let c = &mut job.commit;
@@ -860,13 +932,20 @@ impl Writer {
             outcomes.push(Ok(merged));
         }
         let chunks = log.finish();
-        if !chunks.is_empty() {
+        let wrote_log = !chunks.is_empty();
+        if wrote_log {
             self.log_bytes += self.log.append(&chunks, &mut self.seq)?;
         }
         // sled is flushed only when this batch changed it (ingest alone does not)
         if touched_dispatch {
             dispatch.apply_batch(dispatch_batch)?;
             self.trees.db.flush()?;
+        }
+        if wrote_log && self.sync.syncs_commit(waited_log) {
+            self.log.sync()?;
+        }
+        if touched_dispatch && self.sync.syncs_commit(waited_sled) {
+            self.trees.sled_sync.after_flush()?;
         }
         Ok(outcomes)
     }
@@ -993,6 +1072,57 @@ pub(crate) mod tests {
         }
         assert_eq!(store.alert_count(), 80);
         assert_eq!(store.pending_alerts.load(Ordering::Acquire), 0);
+    }
+
+    /// Each `storage.sync` mode syncs exactly where it should: `none` never; `batch` every
+    /// group commit somebody waits for (the log for alerts, sled for dispatch state) but not
+    /// delivery bookkeeping queued without waiting; `always` that bookkeeping too.
+    #[tokio::test]
+    async fn each_sync_mode_syncs_where_it_should() {
+        for mode in [SyncMode::None, SyncMode::Batch, SyncMode::Always] {
+            let syncs = mode != SyncMode::None;
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open_with_sync(dir.path(), 8, 100, 1 << 20, mode).unwrap();
+            assert_eq!(store.sync_mode(), mode);
+            let opened = store.sync_count();
+            assert_eq!(
+                opened.sled > 0 && opened.log > 0 && opened.dirs > 0,
+                syncs,
+                "{mode:?}: everything synced once on open: {opened:?}"
+            );
+            // ingest: the alert log, before the answer
+            store.ingest(vec![alert(1)], |_| {}).await.unwrap();
+            let c = store.sync_count();
+            assert_eq!(c.log - opened.log, u64::from(syncs), "{mode:?}: ingest");
+            assert_eq!(c.sled, opened.sled, "{mode:?}: ingest does not touch sled");
+            // delivery bookkeeping nobody waits for (made visible by an empty barrier)
+            let group = GroupState {
+                group_key: "g".into(),
+                receiver: "r".into(),
+                next_flush: crate::alert::now(),
+                last_flush: None,
+            };
+            let put = |id: &str| Commit {
+                dispatch: vec![DispatchOp::PutGroup(id.into(), group.clone())],
+                ..Default::default()
+            };
+            store.commit_nowait(put("a")).unwrap();
+            store.commit(Commit::default()).await.unwrap();
+            let d = store.sync_count();
+            assert_eq!(
+                d.sled - c.sled,
+                u64::from(mode == SyncMode::Always),
+                "{mode:?}: bookkeeping"
+            );
+            assert_eq!(d.log, c.log, "{mode:?}: nothing written to the log");
+            // a waited dispatch write (a flushed notification, a silence): sled
+            store.commit(put("b")).await.unwrap();
+            let e = store.sync_count();
+            assert_eq!(e.sled - d.sled, u64::from(syncs), "{mode:?}: waited commit");
+            // graceful shutdown syncs whatever is left
+            store.flush().unwrap();
+            assert_eq!(store.sync_count().sled - e.sled, u64::from(syncs));
+        }
     }
 
     #[tokio::test]

@@ -92,6 +92,20 @@
 //! [namespace, cluster]`). Issue 7's benchmark is
 //! `BENCH_ROUTER_API=v2 BENCH_SILENCES=1000 BENCH_INHIBIT_RULES=100 BENCH_WORKLOADS=A
 //! BENCH_TESTS=closed100,closed1,open cargo bench --bench ingest`.
+//! The router runs with its default `storage.sync` (`batch`) unless `BENCH_SYNC` is set.
+//!
+//! `BENCH_SYNC` (a comma list of `storage.sync` modes, e.g. `none,batch,always`) runs the
+//! router alone, once per mode, instead of the comparison with Alertmanager: for each of
+//! `BENCH_SYNC_ROUNDS` (3) rounds, each wanted test among `closed100`, `closed1` and `open`
+//! (of the first workload) runs once per mode, modes interleaved so that the machine's noise
+//! spreads over all of them; the run ends with a table of medians over the rounds per test
+//! and mode (alerts/s, p50, p99). For example:
+//!
+//! ```text
+//! BENCH_SYNC=none,batch,always BENCH_WORKLOADS=A BENCH_TESTS=closed100,closed1,open \
+//!   BENCH_SECONDS=20 BENCH_ALERTMANAGER=off cargo bench --bench ingest
+//! ```
+//!
 //! Without `--bench` (as under `cargo test --benches`) it runs a few-second smoke version of
 //! every test against the router only (2,000 alerts).
 //!
@@ -347,6 +361,10 @@ struct Settings {
     inhibit_rules: usize,
     /// Which tests to run: memory, closed100, closed1, open, restart.
     tests: Vec<String>,
+    /// `BENCH_SYNC`: `storage.sync` modes to compare (router only).
+    sync_modes: Vec<String>,
+    /// `BENCH_SYNC_ROUNDS`.
+    sync_rounds: usize,
 }
 
 fn env_str(name: &str) -> Option<String> {
@@ -479,6 +497,19 @@ impl Settings {
             webhook_rate_limit: env_str("BENCH_WEBHOOK_RATE_LIMIT"),
             silences: env_f64("BENCH_SILENCES", 0.0).max(0.0) as usize,
             inhibit_rules: env_f64("BENCH_INHIBIT_RULES", 0.0).max(0.0) as usize,
+            sync_modes: env_str("BENCH_SYNC")
+                .map(|v| {
+                    v.split(',')
+                        .map(|m| match m.trim() {
+                            m @ ("none" | "batch" | "always") => m.to_string(),
+                            other => panic!(
+                                "BENCH_SYNC: unknown mode {other:?} (use none, batch, always)"
+                            ),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            sync_rounds: env_f64("BENCH_SYNC_ROUNDS", 3.0).max(1.0) as usize,
         }
     }
 
@@ -819,6 +850,17 @@ impl Server {
     }
 
     async fn start(kind: Kind, wl: Workload, s: &Settings, sink: &Sink) -> Server {
+        Server::start_with_sync(kind, wl, s, sink, None).await
+    }
+
+    /// [`Server::start`], the router with `storage.sync: <sync>` when given.
+    async fn start_with_sync(
+        kind: Kind,
+        wl: Workload,
+        s: &Settings,
+        sink: &Sink,
+        sync: Option<&str>,
+    ) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let (group_wait, group_interval) = s.timers(wl);
@@ -860,8 +902,9 @@ impl Server {
                     &config,
                     format!(
                         "listen: 127.0.0.1:{port}\nexternal_url: http://127.0.0.1:{port}\n\
-                         storage:\n  path: {}\n{router_route}",
-                        dir.path().join("data").display()
+                         storage:\n  path: {}\n{}{router_route}",
+                        dir.path().join("data").display(),
+                        sync.map(|m| format!("  sync: {m}\n")).unwrap_or_default()
                     ),
                 )
                 .expect("write router config");
@@ -2253,9 +2296,99 @@ async fn restart_test(wl: Workload, s: &Settings, sink: &Sink, starts: &Arc<str>
     }
 }
 
+/// `BENCH_SYNC`: the router alone, per `storage.sync` mode, rounds × tests × modes
+/// interleaved; prints medians over the rounds.
+async fn run_sync(s: &Settings, machine: &str) {
+    let sink = start_sink();
+    let starts = starts_at();
+    let wl = s.workloads[0];
+    let open_test = format!("open {} × 1-alert/s", thousands(s.open_rate));
+    let tests: Vec<(&str, String)> = [
+        ("closed100", "closed, 100-alert posts".to_string()),
+        ("closed1", "closed, 1-alert posts".to_string()),
+        ("open", open_test),
+    ]
+    .into_iter()
+    .filter(|(id, _)| s.wants(id))
+    .collect();
+    // (test, mode) → per round
+    let mut results: Vec<((usize, usize), Stats)> = Vec::new();
+    for round in 0..s.sync_rounds {
+        eprintln!("round {}/{}", round + 1, s.sync_rounds);
+        for (t, (id, name)) in tests.iter().enumerate() {
+            for (m, mode) in s.sync_modes.iter().enumerate() {
+                let server = Server::start_with_sync(Kind::Router, wl, s, &sink, Some(mode)).await;
+                let st = match *id {
+                    "closed100" => closed_loop(&server, &sink, 100, s, &starts).await,
+                    "closed1" => closed_loop(&server, &sink, 1, s, &starts).await,
+                    _ => open_loop(&server, &sink, s, &starts).await,
+                };
+                drop(server);
+                progress(wl, name, Kind::Router, &st);
+                eprintln!("      ^ storage.sync: {mode}");
+                results.push(((t, m), st));
+            }
+        }
+    }
+    let median = |mut v: Vec<f64>| -> f64 {
+        v.retain(|x| x.is_finite());
+        if v.is_empty() {
+            return f64::NAN;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        }
+    };
+    println!();
+    println!("storage.sync comparison: {machine}");
+    println!(
+        "workload {:?}, {} round(s), medians over rounds; closed loops {} s over {} connections, open loop {} s",
+        wl, s.sync_rounds, s.seconds, s.conns, s.open_seconds
+    );
+    println!(
+        "{:<28} {:<7} {:>12} {:>10} {:>10} {:>8}  per round (alerts/s | p99 ms)",
+        "test", "sync", "alerts/s", "p50 ms", "p99 ms", "errors"
+    );
+    for (t, (_, name)) in tests.iter().enumerate() {
+        for (m, mode) in s.sync_modes.iter().enumerate() {
+            let runs: Vec<&Stats> = results
+                .iter()
+                .filter(|(k, _)| *k == (t, m))
+                .map(|(_, st)| st)
+                .collect();
+            let rate = median(runs.iter().map(|st| st.rate()).collect());
+            let p50 = median(runs.iter().map(|st| st.q_ms(0.5)).collect());
+            let p99 = median(runs.iter().map(|st| st.q_ms(0.99)).collect());
+            let errors: u64 = runs.iter().map(|st| st.errors).sum();
+            let each: Vec<String> = runs
+                .iter()
+                .map(|st| format!("{} | {}", thousands(st.rate()), ms(st.q_ms(0.99))))
+                .collect();
+            println!(
+                "{:<28} {:<7} {:>12} {:>10} {:>10} {:>8}  {}",
+                name,
+                mode,
+                thousands(rate),
+                ms(p50),
+                ms(p99),
+                errors,
+                each.join(", ")
+            );
+        }
+    }
+}
+
 async fn run(s: Settings) {
     let machine = machine();
     eprintln!("ingest bench: {machine}");
+    if !s.sync_modes.is_empty() {
+        run_sync(&s, &machine).await;
+        return;
+    }
     if !s.alertmanager_note.is_empty() {
         eprintln!("Alertmanager {}", s.alertmanager_note);
     }

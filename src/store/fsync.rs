@@ -28,6 +28,10 @@
 //! * `always`: every group commit that wrote anything is synced, bookkeeping included.
 //! * `none`: writes are handed to the operating system (`write`, sled's `flush`) and
 //!   survive a crash of the process, not of the machine.
+//!
+//! A failed `fsync` fails its group commit (the callers get an error, so `503`) and every
+//! later one until a restart: after a failed `fsync` Linux may drop the pages it could not
+//! write, so a later successful `fsync` would not mean they are on disk.
 
 use super::StoreError;
 use serde::{Deserialize, Serialize};
@@ -78,6 +82,9 @@ pub struct SyncCounts {
     pub files: AtomicU64,
     /// `fsync` of a directory.
     pub dirs: AtomicU64,
+    /// Tests: the next alert log sync fails.
+    #[cfg(test)]
+    pub fail_next_log_sync: std::sync::atomic::AtomicBool,
 }
 
 /// A plain copy of [`SyncCounts`].

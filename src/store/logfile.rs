@@ -180,6 +180,10 @@ impl LogFile {
             }
             self.dir_dirty = false;
         }
+        #[cfg(test)]
+        if counts.fail_next_log_sync.swap(false, Ordering::Relaxed) {
+            return Err(io_error(&self.path, std::io::Error::other("injected")));
+        }
         self.file.sync_data().map_err(|e| io_error(&self.path, e))?;
         counts.log.fetch_add(1, Ordering::Relaxed);
         Ok(())

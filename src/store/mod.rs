@@ -449,6 +449,7 @@ impl Store {
                 checkpoint_min_bytes,
                 stats: stats.clone(),
                 sync,
+                sync_failed: None,
                 defined: live.strings.len(),
                 durable_defined: live.strings.len(),
             };
@@ -740,6 +741,8 @@ struct Writer {
     stats: Arc<alertlog::Stats>,
     /// `storage.sync`: which group commits are synced before they are answered.
     sync: SyncMode,
+    /// Set when an `fsync` failed: every later commit fails (with this message).
+    sync_failed: Option<String>,
     /// Interned strings `0..defined` are in the log (or a checkpoint), or in the batch
     /// being written.
     defined: usize,
@@ -764,7 +767,17 @@ impl Writer {
                 .filter(|j| j.ingest)
                 .map(|j| j.commit.alerts.len())
                 .sum();
-            let result = self.apply(&mut jobs);
+            let result = match &self.sync_failed {
+                // after a failed fsync the kernel may have dropped the pages it could not
+                // write: nothing written since can be promised durable (restart to recover)
+                Some(msg) => Err(StoreError::Failed(msg.clone())),
+                None => self.apply(&mut jobs),
+            };
+            if let Err(e @ StoreError::Io { .. }) = &result {
+                self.sync_failed = Some(format!(
+                    "store stopped accepting writes after a failed sync ({e}); restart alert-router"
+                ));
+            }
             if result.is_ok() {
                 self.durable_defined = self.defined;
             } else {
@@ -1123,6 +1136,68 @@ pub(crate) mod tests {
             store.flush().unwrap();
             assert_eq!(store.sync_count().sled - e.sled, u64::from(syncs));
         }
+    }
+
+    /// Group commit: requests queued while the writer is busy are answered after one
+    /// shared `fsync`, not one each.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queued_commits_share_one_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_with_sync(dir.path(), 8, 1000, 1 << 20, SyncMode::Batch).unwrap();
+        // the first commit's `then` holds the writer until we have queued the others
+        let (entered_tx, entered_rx) = oneshot::channel::<()>();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let s = store.clone();
+        let first = tokio::spawn(async move {
+            s.ingest(vec![alert(0)], move |_| {
+                let _ = entered_tx.send(());
+                let _ = release_rx.recv();
+            })
+            .await
+        });
+        entered_rx.await.unwrap();
+        let before = store.sync_count();
+        let queued: Vec<_> = (1..=20)
+            .map(|i| {
+                let s = store.clone();
+                tokio::spawn(async move { s.ingest(vec![alert(i)], |_| {}).await })
+            })
+            .collect();
+        while store.pending_alerts.load(Ordering::Acquire) < 20 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        release_tx.send(()).unwrap();
+        first.await.unwrap().unwrap();
+        for q in queued {
+            q.await.unwrap().unwrap();
+        }
+        assert_eq!(store.alert_count(), 21);
+        assert_eq!(
+            store.sync_count().log - before.log,
+            1,
+            "20 queued ingests, one fsync"
+        );
+    }
+
+    /// A failed `fsync` fails its group commit and every later one: the kernel may have
+    /// dropped the pages it could not write, so nothing can be promised until a restart.
+    #[tokio::test]
+    async fn a_failed_sync_stops_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_with_sync(dir.path(), 8, 100, 1 << 20, SyncMode::Batch).unwrap();
+        store.ingest(vec![alert(1)], |_| {}).await.unwrap();
+        store
+            .sled_sync
+            .counts
+            .fail_next_log_sync
+            .store(true, Ordering::Relaxed);
+        let e = store.ingest(vec![alert(2)], |_| {}).await.unwrap_err();
+        assert!(e.to_string().contains("injected"), "{e}");
+        let e = store.ingest(vec![alert(3)], |_| {}).await.unwrap_err();
+        assert!(e.to_string().contains("restart alert-router"), "{e}");
+        let e = store.commit(Commit::default()).await.unwrap_err();
+        assert!(e.to_string().contains("failed sync"), "{e}");
     }
 
     #[tokio::test]

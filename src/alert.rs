@@ -474,6 +474,80 @@ fn parse_string_map(
     Ok(out)
 }
 
+/// Size limits on what one request may carry (`ingest.max_*`): a request over them is
+/// refused with `400` naming the alert and the limit, so no single sender can make the
+/// store or the messages unboundedly large.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlertLimits {
+    pub max_alerts_per_request: usize,
+    pub max_labels_per_alert: usize,
+    /// Name and value of one label together.
+    pub max_label_bytes: usize,
+    pub max_annotations_per_alert: usize,
+    /// Name and value of one annotation together.
+    pub max_annotation_bytes: usize,
+}
+
+impl Default for AlertLimits {
+    fn default() -> Self {
+        AlertLimits {
+            max_alerts_per_request: 10_000,
+            max_labels_per_alert: 256,
+            max_label_bytes: 8 * 1024,
+            max_annotations_per_alert: 256,
+            max_annotation_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl AlertLimits {
+    fn check_count(&self, n: usize) -> Result<(), PayloadError> {
+        if n > self.max_alerts_per_request {
+            return Err(bad(format!(
+                "alerts: {n} alerts in one request, more than ingest.max_alerts_per_request ({})",
+                self.max_alerts_per_request
+            )));
+        }
+        Ok(())
+    }
+
+    fn check(&self, a: &Alert, index: usize) -> Result<(), PayloadError> {
+        for (what, set, max_n, max_bytes, key_n, key_b) in [
+            (
+                "labels",
+                &a.labels,
+                self.max_labels_per_alert,
+                self.max_label_bytes,
+                "max_labels_per_alert",
+                "max_label_bytes",
+            ),
+            (
+                "annotations",
+                &a.annotations,
+                self.max_annotations_per_alert,
+                self.max_annotation_bytes,
+                "max_annotations_per_alert",
+                "max_annotation_bytes",
+            ),
+        ] {
+            if set.len() > max_n {
+                return Err(bad(format!(
+                    "alerts[{index}].{what}: {} entries, more than ingest.{key_n} ({max_n})",
+                    set.len()
+                )));
+            }
+            if let Some((k, v)) = set.iter().find(|(k, v)| k.len() + v.len() > max_bytes) {
+                let name: String = k.chars().take(64).collect();
+                return Err(bad(format!(
+                    "alerts[{index}].{what}.{name}: {} bytes, more than ingest.{key_b} ({max_bytes})",
+                    k.len() + v.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Parse and validate one alert object (webhook `alerts[i]` or API v2 postable alert).
 /// `now` fills a missing start; a `resolved` status without an end time ends at `now`.
 pub fn parse_alert(
@@ -557,6 +631,7 @@ pub fn parse_webhook(
     body: &[u8],
     now: OffsetDateTime,
     targets: &Targets,
+    limits: &AlertLimits,
 ) -> Result<Vec<Alert>, PayloadError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON: {e}")))?;
     let Value::Object(obj) = v else {
@@ -586,10 +661,15 @@ pub fn parse_webhook(
         Some(_) => return Err(bad("alerts: must be an array")),
         None => return Err(bad("alerts: required")),
     };
+    limits.check_count(alerts.len())?;
     alerts
         .iter()
         .enumerate()
-        .map(|(i, a)| parse_alert(a, i, now, targets))
+        .map(|(i, a)| {
+            let alert = parse_alert(a, i, now, targets)?;
+            limits.check(&alert, i)?;
+            Ok(alert)
+        })
         .collect()
 }
 
@@ -617,15 +697,17 @@ pub fn parse_postable_alerts_partial(
     body: &[u8],
     now: OffsetDateTime,
     targets: &Targets,
+    limits: &AlertLimits,
 ) -> Result<(Vec<Alert>, Vec<String>), PayloadError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON: {e}")))?;
     let Value::Array(alerts) = v else {
         return Err(bad("body: must be a JSON array of alerts"));
     };
+    limits.check_count(alerts.len())?;
     let mut ok = Vec::with_capacity(alerts.len());
     let mut errors = Vec::new();
     for (i, a) in alerts.iter().enumerate() {
-        match parse_alert(a, i, now, targets) {
+        match parse_alert(a, i, now, targets).and_then(|x| limits.check(&x, i).map(|()| x)) {
             Ok(a) => ok.push(a),
             Err(e) => errors.push(e.0),
         }
@@ -713,7 +795,8 @@ mod tests {
     #[test]
     fn webhook_fixture_parses() {
         let body = include_bytes!("../tests/fixtures/alertmanager-0.25-partly-resolved.json");
-        let alerts = parse_webhook(body, now(), &Targets::default()).unwrap();
+        let alerts =
+            parse_webhook(body, now(), &Targets::default(), &AlertLimits::default()).unwrap();
         assert_eq!(alerts.len(), 3);
         assert_eq!(alerts.iter().filter(|a| a.resolved_at(now())).count(), 1);
         for a in &alerts {
@@ -760,7 +843,13 @@ mod tests {
             (r#"{"alerts":["#, "invalid JSON"),
         ];
         for (body, want) in cases {
-            let err = parse_webhook(body.as_bytes(), t, &Targets::default()).unwrap_err();
+            let err = parse_webhook(
+                body.as_bytes(),
+                t,
+                &Targets::default(),
+                &AlertLimits::default(),
+            )
+            .unwrap_err();
             assert!(
                 err.0.starts_with(want),
                 "{body}: got {:?}, want prefix {want:?}",

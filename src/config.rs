@@ -133,6 +133,50 @@ pub struct IngestConfig {
     pub max_pending_alerts: usize,
     #[serde(default)]
     pub auth: Option<IngestAuth>,
+    /// Per-request limits (see [`crate::alert::AlertLimits`] for the defaults).
+    #[serde(default = "limits::alerts")]
+    pub max_alerts_per_request: usize,
+    #[serde(default = "limits::labels")]
+    pub max_labels_per_alert: usize,
+    #[serde(default = "limits::label_bytes")]
+    pub max_label_bytes: usize,
+    #[serde(default = "limits::annotations")]
+    pub max_annotations_per_alert: usize,
+    #[serde(default = "limits::annotation_bytes")]
+    pub max_annotation_bytes: usize,
+}
+
+/// Defaults of the ingest limits.
+mod limits {
+    use crate::alert::AlertLimits;
+    pub fn alerts() -> usize {
+        AlertLimits::default().max_alerts_per_request
+    }
+    pub fn labels() -> usize {
+        AlertLimits::default().max_labels_per_alert
+    }
+    pub fn label_bytes() -> usize {
+        AlertLimits::default().max_label_bytes
+    }
+    pub fn annotations() -> usize {
+        AlertLimits::default().max_annotations_per_alert
+    }
+    pub fn annotation_bytes() -> usize {
+        AlertLimits::default().max_annotation_bytes
+    }
+}
+
+impl IngestConfig {
+    /// The limits every ingest request is checked against.
+    pub fn limits(&self) -> crate::alert::AlertLimits {
+        crate::alert::AlertLimits {
+            max_alerts_per_request: self.max_alerts_per_request,
+            max_labels_per_alert: self.max_labels_per_alert,
+            max_label_bytes: self.max_label_bytes,
+            max_annotations_per_alert: self.max_annotations_per_alert,
+            max_annotation_bytes: self.max_annotation_bytes,
+        }
+    }
 }
 
 fn default_max_body() -> usize {
@@ -148,6 +192,11 @@ impl Default for IngestConfig {
             max_body_bytes: default_max_body(),
             max_pending_alerts: default_queue(),
             auth: None,
+            max_alerts_per_request: limits::alerts(),
+            max_labels_per_alert: limits::labels(),
+            max_label_bytes: limits::label_bytes(),
+            max_annotations_per_alert: limits::annotations(),
+            max_annotation_bytes: limits::annotation_bytes(),
         }
     }
 }
@@ -658,6 +707,20 @@ impl Config {
         }
         if self.ingest.max_body_bytes < 1024 {
             return Err((None, "ingest.max_body_bytes: must be at least 1024".into()));
+        }
+        for (key, v) in [
+            ("max_alerts_per_request", self.ingest.max_alerts_per_request),
+            ("max_labels_per_alert", self.ingest.max_labels_per_alert),
+            ("max_label_bytes", self.ingest.max_label_bytes),
+            (
+                "max_annotations_per_alert",
+                self.ingest.max_annotations_per_alert,
+            ),
+            ("max_annotation_bytes", self.ingest.max_annotation_bytes),
+        ] {
+            if v == 0 {
+                return Err((None, format!("ingest.{key}: must be at least 1")));
+            }
         }
         if let Some(auth) = &mut self.ingest.auth {
             if let Some(p) = auth.bearer_token_file.take() {

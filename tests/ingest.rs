@@ -248,3 +248,81 @@ async fn api_v2_alerts_accepts_prometheus_posts() {
     assert!(e.contains("alerts[0].labels"));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_request_limits_refuse_oversized_alerts_and_name_the_limit() {
+    let app = TestApp::start(
+        r#"
+ingest:
+  max_alerts_per_request: 3
+  max_labels_per_alert: 4
+  max_label_bytes: 32
+  max_annotations_per_alert: 2
+  max_annotation_bytes: 64
+route:
+  receiver: ops
+  group_wait: 1h
+receivers:
+  - name: ops
+    log_configs: [{}]
+"#,
+    )
+    .await;
+    let ok = alert(&[("alertname", "Ok")], "firing");
+    let mut many_labels = alert(
+        &[
+            ("alertname", "L"),
+            ("a", "1"),
+            ("b", "2"),
+            ("c", "3"),
+            ("d", "4"),
+        ],
+        "firing",
+    );
+    many_labels["annotations"] = json!({});
+    let long_value = "x".repeat(40);
+    let mut long_label = alert(&[("alertname", "V"), ("big", &long_value)], "firing");
+    long_label["annotations"] = json!({});
+    let mut big_note = alert(&[("alertname", "N")], "firing");
+    big_note["annotations"] = json!({"description": "y".repeat(100)});
+    for (body, needle) in [
+        (
+            webhook(vec![ok.clone(), many_labels.clone()]),
+            "alerts[1].labels: 5 entries, more than ingest.max_labels_per_alert (4)",
+        ),
+        (
+            webhook(vec![long_label.clone()]),
+            "alerts[0].labels.big: 43 bytes, more than ingest.max_label_bytes (32)",
+        ),
+        (
+            webhook(vec![big_note.clone()]),
+            "alerts[0].annotations.description",
+        ),
+        (
+            webhook(vec![ok.clone(), ok.clone(), ok.clone(), ok.clone()]),
+            "4 alerts in one request, more than ingest.max_alerts_per_request (3)",
+        ),
+    ] {
+        let (s, e) = error_of(app.post_json("/webhook", &body).await).await;
+        assert_eq!(s, 400, "{e}");
+        assert!(e.contains(needle), "{e:?} lacks {needle:?}");
+    }
+    assert_eq!(
+        stored_alerts(&app).await,
+        0,
+        "a refused webhook stores nothing"
+    );
+    // API v2 keeps partial accept: the alert within the limits is stored.
+    let (s, e) = error_of(
+        app.post_json(
+            "/api/v2/alerts",
+            &json!([{"labels": {"alertname": "Fine"}}, {"labels": {"alertname": "Big", "big": long_value}}]),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(e.contains("alerts[1].labels.big"), "{e}");
+    assert_eq!(stored_alerts(&app).await, 1);
+    app.stop().await;
+}

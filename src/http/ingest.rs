@@ -125,20 +125,22 @@ async fn handle(
     // is still 400 naming the invalid ones.
     let mut invalid: Vec<String> = Vec::new();
     let parsed = match kind {
-        Kind::Webhook => alert::parse_webhook(&bytes, t, &targets),
+        Kind::Webhook => alert::parse_webhook(&bytes, t, &targets, &cfg.ingest.limits()),
         Kind::ApiV2 => {
-            alert::parse_postable_alerts_partial(&bytes, t, &targets).map(|(mut v, errors)| {
-                invalid = errors;
-                let timeout = time::Duration::try_from(cfg.global.resolve_timeout.0)
-                    .unwrap_or(time::Duration::minutes(5));
-                for a in &mut v {
-                    if a.ends_at.is_none() {
-                        a.ends_at = Some(t + timeout);
-                        a.timeout = true;
+            alert::parse_postable_alerts_partial(&bytes, t, &targets, &cfg.ingest.limits()).map(
+                |(mut v, errors)| {
+                    invalid = errors;
+                    let timeout = time::Duration::try_from(cfg.global.resolve_timeout.0)
+                        .unwrap_or(time::Duration::minutes(5));
+                    for a in &mut v {
+                        if a.ends_at.is_none() {
+                            a.ends_at = Some(t + timeout);
+                            a.timeout = true;
+                        }
                     }
-                }
-                v
-            })
+                    v
+                },
+            )
         }
     };
     let alerts: Vec<Alert> = match parsed {

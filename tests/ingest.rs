@@ -326,3 +326,61 @@ receivers:
     assert_eq!(stored_alerts(&app).await, 1);
     app.stop().await;
 }
+
+/// Hostile bodies get a clear 400 (never a panic, never a 2xx for nothing stored), and the
+/// router stays healthy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_bodies_get_clear_errors_and_the_router_stays_up() {
+    let app =
+        TestApp::start(&CONFIG.replace("max_body_bytes: 2048", "max_body_bytes: 4194304")).await;
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)).into_bytes();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("/api/v2/alerts", deep.clone(), "recursion limit"),
+        ("/webhook", deep, "recursion limit"),
+        (
+            "/api/v2/alerts",
+            b"[{\"labels\":{\"alertname\":\"\xff\xfe\"}}]".to_vec(),
+            "invalid JSON",
+        ),
+        (
+            "/api/v2/alerts",
+            br#"[{"labels":{"alertname":"T"},"startsAt":"NaN"}]"#.to_vec(),
+            "alerts[0].startsAt",
+        ),
+        (
+            "/api/v2/alerts",
+            br#"[{"labels":{"alertname":"T"},"startsAt":"10000-01-01T00:00:00Z"}]"#.to_vec(),
+            "alerts[0].startsAt",
+        ),
+        (
+            "/api/v2/alerts",
+            br#"[{"labels":{"alertname":"T","x":1e999}}]"#.to_vec(),
+            "",
+        ),
+        (
+            "/api/v2/alerts",
+            br#"[{"labels":{"alertname":"T"}"#.to_vec(),
+            "invalid JSON",
+        ),
+    ];
+    for (path, body, needle) in cases {
+        let r = app.post_raw(path, Some("application/json"), body).await;
+        let (s, e) = error_of(r).await;
+        assert_eq!(s, 400, "{path}: {e}");
+        assert!(e.contains(needle), "{e:?} lacks {needle:?}");
+    }
+    // Duplicate keys: the last one wins (as Go's decoder), stored once.
+    let r = app
+        .post_raw(
+            "/api/v2/alerts",
+            Some("application/json"),
+            br#"[{"labels":{"alertname":"A","alertname":"B"}}]"#.to_vec(),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let stored = app.get_json("/admin/v1/alerts").await;
+    assert_eq!(stored.as_array().unwrap().len(), 1);
+    assert_eq!(stored[0]["labels"]["alertname"], "B");
+    assert_eq!(app.status(reqwest::Method::GET, "/-/healthy").await, 200);
+    app.stop().await;
+}

@@ -1,7 +1,7 @@
 //! Go's `time.Time` and `time.Duration` for templates: layout-string formatting and
 //! parsing (`2006-01-02 15:04:05`), Go's print forms, the methods templates call
 //! (`Format`, `UTC`, `In`, `Unix`, `IsZero`, `Add`, `Sub`, …) and IANA zones read from
-//! the system's zoneinfo files (TZif) for `tz`.
+//! the tz database (system zoneinfo, else the copy built into the binary) for `tz`.
 
 use super::value::Value;
 use std::sync::Arc;
@@ -707,90 +707,22 @@ pub fn duration_method(d: i64, name: &str, args: &[Value]) -> Option<Result<Valu
 }
 
 /// `t` shown in the IANA zone `name` (`tz`, `In`): `UTC`, `Local` (this process runs
-/// on UTC) or a zone file under `/usr/share/zoneinfo`.
+/// on UTC) or an IANA name, looked up in the system's zoneinfo or, where there is none (the
+/// slim container image), in the tz database built into the binary.
 pub fn in_zone(t: &GoTime, name: &str) -> Result<Value, String> {
     if name.is_empty() || name == "UTC" || name == "Local" {
         return Ok(Value::Time(GoTime::utc(t.t)));
     }
-    if name.contains("..") || name.starts_with('/') || name.contains('\\') {
-        return Err(format!("unknown time zone {name}"));
-    }
-    let dirs = [
-        std::env::var("ZONEINFO").unwrap_or_default(),
-        "/usr/share/zoneinfo".into(),
-    ];
-    let data = dirs
-        .iter()
-        .filter(|d| !d.is_empty())
-        .find_map(|d| std::fs::read(std::path::Path::new(d).join(name)).ok())
-        .ok_or_else(|| format!("unknown time zone {name}"))?;
-    let (off, abbr) = tzif_lookup(&data, t.t.unix_timestamp())
-        .ok_or_else(|| format!("unknown time zone {name}"))?;
-    let offset = UtcOffset::from_whole_seconds(off).map_err(|e| e.to_string())?;
+    let unknown = || format!("unknown time zone {name}");
+    let tz = jiff::tz::TimeZone::get(name).map_err(|_| unknown())?;
+    let ts = jiff::Timestamp::from_second(t.t.unix_timestamp()).map_err(|_| unknown())?;
+    let info = tz.to_offset_info(ts);
+    let offset =
+        UtcOffset::from_whole_seconds(info.offset().seconds()).map_err(|e| e.to_string())?;
     Ok(Value::Time(GoTime {
         t: t.t.to_offset(offset),
-        zone: Arc::from(abbr),
+        zone: Arc::from(info.abbreviation()),
     }))
-}
-
-/// The UTC offset and abbreviation in force at `unix` according to a TZif file (the
-/// 64-bit data of version 2+ files, else version 1; after the last transition the last
-/// transition's type stays in force).
-fn tzif_lookup(data: &[u8], unix: i64) -> Option<(i32, String)> {
-    fn be32(d: &[u8], at: usize) -> Option<i64> {
-        let b: [u8; 4] = d.get(at..at + 4)?.try_into().ok()?;
-        Some(i64::from(i32::from_be_bytes(b)))
-    }
-    fn be64(d: &[u8], at: usize) -> Option<i64> {
-        let b: [u8; 8] = d.get(at..at + 8)?.try_into().ok()?;
-        Some(i64::from_be_bytes(b))
-    }
-    let header = |d: &[u8]| -> Option<[usize; 6]> {
-        if d.get(..4)? != b"TZif" {
-            return None;
-        }
-        let mut h = [0usize; 6];
-        for (i, v) in h.iter_mut().enumerate() {
-            *v = usize::try_from(be32(d, 20 + 4 * i)?).ok()?;
-        }
-        Some(h)
-    };
-    let [isutc, isstd, leap, timecnt, typecnt, charcnt] = header(data)?;
-    let v1_len = timecnt * 5 + typecnt * 6 + charcnt + leap * 8 + isstd + isutc;
-    let (d, tsize) = if data.get(4).is_some_and(|v| *v >= b'2') {
-        let d = data.get(44 + v1_len..)?;
-        (d, 8)
-    } else {
-        (data, 4)
-    };
-    let [_, _, _, timecnt, typecnt, charcnt] = header(d)?;
-    let times = 44;
-    let idx = times + timecnt * tsize;
-    let types = idx + timecnt;
-    let chars = types + typecnt * 6;
-    let mut ty = 0usize;
-    for i in 0..timecnt {
-        let at = if tsize == 8 {
-            be64(d, times + 8 * i)?
-        } else {
-            be32(d, times + 4 * i)?
-        };
-        if at > unix {
-            break;
-        }
-        ty = usize::from(*d.get(idx + i)?);
-    }
-    if timecnt == 0 {
-        ty = 0;
-    }
-    let off = be32(d, types + ty * 6)? as i32;
-    let ai = usize::from(*d.get(types + ty * 6 + 5)?);
-    let abbr_bytes = d.get(chars + ai..chars + charcnt)?;
-    let end = abbr_bytes.iter().position(|b| *b == 0)?;
-    Some((
-        off,
-        String::from_utf8_lossy(&abbr_bytes[..end]).into_owned(),
-    ))
 }
 
 #[cfg(test)]

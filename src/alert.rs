@@ -493,9 +493,9 @@ impl Default for AlertLimits {
         AlertLimits {
             max_alerts_per_request: 10_000,
             max_labels_per_alert: 256,
-            max_label_bytes: 8 * 1024,
+            max_label_bytes: 64 * 1024,
             max_annotations_per_alert: 256,
-            max_annotation_bytes: 64 * 1024,
+            max_annotation_bytes: 256 * 1024,
         }
     }
 }

@@ -14,7 +14,7 @@
 
 use crate::alert::{Fingerprint, LabelSet};
 use crate::config::{MatcherStrings, RegexMap};
-use crate::matcher::{MatchType, Matcher, Matchers};
+use crate::matcher::{LabelIndex, MatchType, Matcher, Matchers};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use time::OffsetDateTime;
@@ -220,45 +220,22 @@ pub struct Inhibitor {
     by_target_label: RuleIndex,
 }
 
-/// Rule indices by one equality matcher (name → value → rules), plus the rest.
+/// Rule indices by one equality matcher of one side.
 #[derive(Debug, Default)]
-struct RuleIndex {
-    by_label: HashMap<String, HashMap<String, Vec<usize>>>,
-    unindexed: Vec<usize>,
-}
+struct RuleIndex(LabelIndex<usize>);
 
 impl RuleIndex {
     fn build<'a>(sides: impl Iterator<Item = &'a Matchers>) -> Self {
-        let mut idx = RuleIndex::default();
+        let mut idx = LabelIndex::default();
         for (i, ms) in sides.enumerate() {
-            // `name=""` also matches alerts without the label: not indexable.
-            match ms
-                .0
-                .iter()
-                .find(|m| m.op == MatchType::Equal && !m.value.is_empty())
-            {
-                Some(m) => idx
-                    .by_label
-                    .entry(m.name.clone())
-                    .or_default()
-                    .entry(m.value.clone())
-                    .or_default()
-                    .push(i),
-                None => idx.unindexed.push(i),
-            }
+            idx.insert(&ms.0, i);
         }
-        idx
+        RuleIndex(idx)
     }
 
     /// Rules that may match `labels`, in rule order, each once.
     fn candidates(&self, labels: &LabelSet) -> Vec<usize> {
-        let mut v: Vec<usize> = labels
-            .iter()
-            .filter_map(|(k, val)| self.by_label.get(k)?.get(val))
-            .flatten()
-            .chain(self.unindexed.iter())
-            .copied()
-            .collect();
+        let mut v: Vec<usize> = self.0.candidates(labels).copied().collect();
         v.sort_unstable();
         v.dedup();
         v

@@ -440,6 +440,62 @@ pub fn parse_matcher(input: &str) -> Result<Matcher, MatcherError> {
 }
 
 // ---------------------------------------------------------------------------
+// LabelIndex
+// ---------------------------------------------------------------------------
+
+/// Items that each carry a matcher set (silences, inhibition rules), indexed by one
+/// `name="value"` matcher of the set, so a label set is tried only against the items
+/// naming one of its labels (plus those with no such matcher). A `name=""` matcher also
+/// matches label sets without the label, so it is never the index key.
+#[derive(Debug, Clone)]
+pub struct LabelIndex<T> {
+    by_label: std::collections::HashMap<String, std::collections::HashMap<String, Vec<T>>>,
+    unindexed: Vec<T>,
+}
+
+impl<T> Default for LabelIndex<T> {
+    fn default() -> Self {
+        LabelIndex {
+            by_label: Default::default(),
+            unindexed: Vec::new(),
+        }
+    }
+}
+
+impl<T> LabelIndex<T> {
+    /// Add `item`, whose matcher set is `matchers`.
+    pub fn insert(&mut self, matchers: &[Matcher], item: T) {
+        match matchers
+            .iter()
+            .find(|m| m.op == MatchType::Equal && !m.value.is_empty())
+        {
+            Some(m) => self
+                .by_label
+                .entry(m.name.clone())
+                .or_default()
+                .entry(m.value.clone())
+                .or_default()
+                .push(item),
+            None => self.unindexed.push(item),
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.by_label.clear();
+        self.unindexed.clear();
+    }
+
+    /// Items whose matchers may match `labels` (a superset: callers still run the matchers).
+    pub fn candidates<'a>(&'a self, labels: &'a LabelSet) -> impl Iterator<Item = &'a T> + 'a {
+        labels
+            .iter()
+            .filter_map(move |(k, v)| self.by_label.get(k)?.get(v))
+            .flatten()
+            .chain(self.unindexed.iter())
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Classic parser (pkg/labels)
 // ---------------------------------------------------------------------------
 

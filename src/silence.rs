@@ -8,7 +8,7 @@
 //! before it is acknowledged or takes effect, so they survive restarts and `kill -9`.
 
 use crate::alert::{Fingerprint, LabelSet};
-use crate::matcher::{MatchType, Matcher};
+use crate::matcher::{LabelIndex, MatchType, Matcher};
 use crate::store::{Commit, DispatchOp, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -244,48 +244,24 @@ fn can_update(old: &Silence, new: &Silence, t: OffsetDateTime) -> bool {
 #[derive(Default)]
 struct State {
     by_id: HashMap<String, Entry>,
-    by_label: HashMap<String, HashMap<String, Vec<String>>>,
-    unindexed: Vec<String>,
+    index: LabelIndex<String>,
 }
 
 impl State {
     /// Rebuild the index (after every change; silences change rarely).
     fn reindex(&mut self, t: OffsetDateTime) {
-        self.by_label.clear();
-        self.unindexed.clear();
+        self.index.clear();
         for (id, e) in &self.by_id {
-            if e.silence.state_at(t) == SilenceState::Expired {
-                continue;
-            }
-            // `name=""` also matches alerts without the label: not indexable.
-            match e
-                .matchers
-                .iter()
-                .find(|m| m.op == MatchType::Equal && !m.value.is_empty())
-            {
-                Some(m) => self
-                    .by_label
-                    .entry(m.name.clone())
-                    .or_default()
-                    .entry(m.value.clone())
-                    .or_default()
-                    .push(id.clone()),
-                None => self.unindexed.push(id.clone()),
+            if e.silence.state_at(t) != SilenceState::Expired {
+                self.index.insert(&e.matchers, id.clone());
             }
         }
     }
 
     /// Entries that may mute an alert with these labels.
     fn candidates<'a>(&'a self, labels: &'a LabelSet) -> impl Iterator<Item = &'a Entry> + 'a {
-        let indexed = labels.iter().flat_map(move |(k, v)| {
-            self.by_label
-                .get(k)
-                .and_then(|values| values.get(v))
-                .into_iter()
-                .flatten()
-        });
-        indexed
-            .chain(self.unindexed.iter())
+        self.index
+            .candidates(labels)
             .filter_map(move |id| self.by_id.get(id))
     }
 }

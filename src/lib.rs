@@ -114,9 +114,11 @@ impl App {
         }
     }
 
-    /// Ready when the dispatcher runs and every configured integration has a live worker.
+    /// Ready when the store takes writes, the dispatcher runs and every configured
+    /// integration has a live worker.
     pub fn is_ready(&self) -> bool {
-        self.dispatcher.running()
+        self.store.failure().is_none()
+            && self.dispatcher.running()
             && self.hub.running()
             && self
                 .hub
@@ -313,30 +315,98 @@ pub async fn start(source: ConfigSource) -> Result<Running, AppError> {
     })
 }
 
-/// Run until `shutdown` resolves, reloading on SIGHUP.
+/// Run until `shutdown` resolves, reloading on SIGHUP. When the store stops taking writes
+/// (a full disk, an I/O error: see [`Store::failure`]), the router keeps answering (`503`
+/// to writes, `/-/ready` false), logs one error per [`STORE_PROBE_PERIOD`] and probes the
+/// store directory; once it takes writes again, the app is stopped and started again on
+/// the same configuration, which reopens the store from what is on disk.
 pub async fn run(source: ConfigSource, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
-    let running = start(source).await?;
+    let mut running = start(source.clone()).await?;
+    // The app SIGHUP reloads: a weak reference, so this task never keeps an app (and its
+    // store) alive past a stop; replaced when the app is restarted.
+    let current = Arc::new(std::sync::Mutex::new(Arc::downgrade(&running.app)));
     #[cfg(unix)]
     {
-        // A weak reference: this task must not keep the app (and its store) alive past
-        // a graceful stop.
-        let app = Arc::downgrade(&running.app);
+        let current = current.clone();
         if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         {
             tokio::spawn(async move {
                 while hup.recv().await.is_some() {
-                    let Some(app) = app.upgrade() else { return };
+                    let app = current.lock().unwrap_or_else(|p| p.into_inner()).upgrade();
+                    let Some(app) = app else { continue };
                     tracing::info!("SIGHUP: reloading configuration");
                     let _ = app.spawn_reload().await;
                 }
             });
         }
     }
-    shutdown.await;
+    tokio::pin!(shutdown);
+    loop {
+        let store = running.app.store.clone();
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = wait_store_writable_again(&store) => {}
+        }
+        drop(store);
+        tracing::warn!("the store takes writes again: restarting to reopen it");
+        running.stop().await;
+        running = loop {
+            match start(source.clone()).await {
+                Ok(r) => break r,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot restart after a store failure; retrying");
+                    tokio::select! {
+                        _ = &mut shutdown => return Ok(()),
+                        _ = tokio::time::sleep(STORE_PROBE_PERIOD) => {}
+                    }
+                }
+            }
+        };
+        *current.lock().unwrap_or_else(|p| p.into_inner()) = Arc::downgrade(&running.app);
+        tracing::info!("store reopened; accepting writes again");
+    }
     tracing::info!("shutting down: finishing in-flight requests and deliveries");
     running.stop().await;
     tracing::info!("store flushed; bye");
     Ok(())
+}
+
+/// How often a failed store is reported and its directory probed.
+pub const STORE_PROBE_PERIOD: Duration = Duration::from_secs(5);
+
+/// What the probe writes: room for sled's recovery and the log's next writes.
+const STORE_PROBE_BYTES: usize = 8 << 20;
+
+/// Returns once the store has failed and its directory takes writes again; logs the
+/// failure once per [`STORE_PROBE_PERIOD`] meanwhile.
+async fn wait_store_writable_again(store: &Store) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let failure = loop {
+        tick.tick().await;
+        if let Some(f) = store.failure() {
+            break f;
+        }
+    };
+    let dir = store.path().to_path_buf();
+    let mut tick = tokio::time::interval(STORE_PROBE_PERIOD);
+    loop {
+        tick.tick().await;
+        let d = dir.clone();
+        let probe = tokio::task::spawn_blocking(move || {
+            store::fsync::probe_writable(&d, STORE_PROBE_BYTES)
+        })
+        .await;
+        match probe {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => tracing::error!(
+                failure = %failure,
+                probe = %e,
+                "store refuses writes (ingest answers 503); probing again in {}s",
+                STORE_PROBE_PERIOD.as_secs()
+            ),
+            Err(e) => tracing::error!(error = %e, "store probe panicked"),
+        }
+    }
 }
 
 /// How long a graceful stop waits for the store to close.

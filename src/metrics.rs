@@ -40,6 +40,7 @@ pub struct Metrics {
     pub ingest_ack_latency: Histogram,
     pub silences: Family<Labels, Gauge>,
     pub alerts_suppressed: Gauge,
+    pub store_failed: Gauge,
 }
 
 impl Default for Metrics {
@@ -73,6 +74,7 @@ impl Metrics {
             ingest_ack_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             silences: Family::default(),
             alerts_suppressed: Gauge::default(),
+            store_failed: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -89,6 +91,11 @@ impl Metrics {
             "alerts_suppressed",
             "Firing alerts held in aggregation groups that their last flush left out (silenced, inhibited or muted by time intervals)",
             m.alerts_suppressed.clone(),
+        );
+        registry.register(
+            "store_failed",
+            "1 while the store refuses writes after a failed write or fsync (full disk, I/O error), until it is reopened",
+            m.store_failed.clone(),
         );
         registry.register(
             "alerts_invalid",

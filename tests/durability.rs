@@ -40,13 +40,6 @@ async fn spawn(config: &std::path::Path, port: u16) -> Proc {
     }
 }
 
-/// Write the router's config for `yaml` into `dir` (listening on `port`); returns its path.
-fn write_config(dir: &std::path::Path, yaml: &str, port: u16) -> std::path::PathBuf {
-    let cfg = dir.join("c.yml");
-    std::fs::write(&cfg, full_config(dir, yaml, &format!("127.0.0.1:{port}"))).unwrap();
-    cfg
-}
-
 impl Drop for Proc {
     fn drop(&mut self) {
         // never leave a router behind when a test fails

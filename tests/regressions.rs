@@ -705,16 +705,7 @@ async fn restart_does_not_resend_old_resolves() {
     let sink = MockServer::start(Reply::ok("ok"), None).await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let cfg = dir.path().join("c.yml");
-    std::fs::write(
-        &cfg,
-        full_config(
-            dir.path(),
-            &old_resolves_config(&sink),
-            &format!("127.0.0.1:{port}"),
-        ),
-    )
-    .unwrap();
+    let cfg = write_config(dir.path(), &old_resolves_config(&sink), port);
     let p = RouterProc::spawn(&cfg, port).await;
     fire_resolve_fire(&p.base, &sink).await;
     wait_ticks(&p.base, "Old", 2).await;

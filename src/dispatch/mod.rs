@@ -18,7 +18,9 @@ use crate::notify::Hub;
 use crate::route::Route;
 use crate::silence::Silences;
 use crate::store::record::AlertRecord;
-use crate::store::{keys, Commit, DispatchOp, GroupState, Merged, NflogEntry, Notification, Store};
+use crate::store::{
+    keys, Commit, DispatchOp, GroupState, Merged, NflogEntry, Notification, Store, StoreError,
+};
 use crate::timeinterval::{muted_by_names, TimeIntervals};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -665,7 +667,15 @@ impl Dispatcher {
             }
         }
         if let Err(e) = self.store.commit(commit).await {
-            tracing::error!(error = %e, "cannot store flushed notifications; retrying shortly");
+            match e {
+                // a failed store is reported (once per interval) where it is probed
+                StoreError::Failed(_) => {
+                    tracing::debug!(error = %e, "cannot store flushed notifications; retrying shortly")
+                }
+                e => {
+                    tracing::error!(error = %e, "cannot store flushed notifications; retrying shortly")
+                }
+            }
             for (id, _) in purges {
                 if let Some(g) = self.groups.get_mut(&id) {
                     g.next_flush = t + time::Duration::seconds(5);

@@ -32,6 +32,7 @@ pub async fn status(State(app): State<Arc<App>>) -> Response {
         "alert_record_bytes": app.store.alert_bytes(),
         "checkpoints": app.store.checkpoint_stats(),
         "ready": app.is_ready(),
+        "store_error": app.store.failure(),
     }))
     .into_response()
 }

@@ -187,7 +187,11 @@ async fn handle(
                 .into_response();
             }
             Err(e) => {
-                tracing::error!(error = %e, "ingest: storing alerts failed");
+                // a failed store is reported once per interval where it is probed, not
+                // once per refused request
+                if !matches!(e, StoreError::Failed(_)) {
+                    tracing::error!(error = %e, "ingest: storing alerts failed");
+                }
                 app.metrics
                     .ingest_rejected
                     .get_or_create(&crate::metrics::labels(&[("code", "503")]))

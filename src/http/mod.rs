@@ -162,6 +162,9 @@ async fn ready(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
+    app.metrics
+        .store_failed
+        .set(i64::from(app.store.failure().is_some()));
     (
         [(
             header::CONTENT_TYPE,

@@ -29,9 +29,11 @@
 //! * `none`: writes are handed to the operating system (`write`, sled's `flush`) and
 //!   survive a crash of the process, not of the machine.
 //!
-//! A failed `fsync` fails its group commit (the callers get an error, so `503`) and every
-//! later one until a restart: after a failed `fsync` Linux may drop the pages it could not
-//! write, so a later successful `fsync` would not mean they are on disk.
+//! A failed `fsync` (or write) fails its group commit (the callers get an error, so `503`)
+//! and every later one until the store is reopened: after a failed `fsync` Linux may drop
+//! the pages it could not write, so a later successful `fsync` would not mean they are on
+//! disk, and sled cannot continue after a failed write. `alert_router::run` reopens the
+//! store once its directory takes writes again ([`probe_writable`]).
 
 use super::StoreError;
 use serde::{Deserialize, Serialize};
@@ -111,6 +113,32 @@ pub(crate) fn io_error(path: &Path, err: std::io::Error) -> StoreError {
     StoreError::Io {
         path: path.to_path_buf(),
         err,
+    }
+}
+
+/// Whether `dir` takes writes again after the store failed: write `bytes` to a probe file,
+/// `fsync` it and remove it. Reopening the store needs room (sled's recovery, the log's
+/// next segment), so callers probe with a few MiB, not one byte.
+pub fn probe_writable(dir: &Path, bytes: usize) -> Result<(), StoreError> {
+    use std::io::Write;
+    let path = dir.join(".write-probe");
+    let written = (|| {
+        let mut f = File::create(&path)?;
+        let chunk = vec![0u8; 64 * 1024];
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            f.write_all(&chunk[..n])?;
+            left -= n;
+        }
+        f.sync_all()
+    })();
+    // the probe's space is given back whatever happened
+    let removed = std::fs::remove_file(&path);
+    written.map_err(|e| io_error(&path, e))?;
+    match removed {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_error(&path, e)),
+        _ => Ok(()),
     }
 }
 

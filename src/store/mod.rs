@@ -325,6 +325,10 @@ pub struct Store {
     sled_sync: Arc<SledSync>,
     /// The writer thread; it ends (closing the database) when the last handle is dropped.
     writer: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
+    /// Why the store stopped accepting writes (see [`Store::failure`]).
+    failure: Arc<std::sync::Mutex<Option<String>>>,
+    /// The store directory.
+    path: Arc<Path>,
 }
 
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {
@@ -435,6 +439,7 @@ impl Store {
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let pending_alerts = Arc::new(AtomicUsize::new(0));
         let file_dirs = Arc::new([trees.logdir.clone(), trees.dir.clone()]);
+        let failure = Arc::new(std::sync::Mutex::new(None));
         let writer = {
             let w = Writer {
                 trees,
@@ -449,7 +454,7 @@ impl Store {
                 checkpoint_min_bytes,
                 stats: stats.clone(),
                 sync,
-                sync_failed: None,
+                failure: failure.clone(),
                 defined: live.strings.len(),
                 durable_defined: live.strings.len(),
             };
@@ -469,7 +474,27 @@ impl Store {
             file_dirs,
             sled_sync,
             writer: Arc::new(std::sync::Mutex::new(Some(writer))),
+            failure,
+            path: Arc::from(path),
         })
+    }
+
+    /// Why the store stopped accepting writes, if it did: a write or `fsync` failed (a
+    /// full disk, an I/O error). From then on every commit fails with
+    /// [`StoreError::Failed`] (answered `503`): sled cannot continue after a failed write,
+    /// and after a failed `fsync` Linux may have dropped pages it could not write, so a
+    /// later success would prove nothing. Reopening the store recovers (see
+    /// `alert_router::run`, which does so once [`fsync::probe_writable`] succeeds).
+    pub fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The store directory.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The writer thread's handle (once): joining it after every handle of this store is
@@ -741,8 +766,9 @@ struct Writer {
     stats: Arc<alertlog::Stats>,
     /// `storage.sync`: which group commits are synced before they are answered.
     sync: SyncMode,
-    /// Set when an `fsync` failed: every later commit fails (with this message).
-    sync_failed: Option<String>,
+    /// Set when a write or an `fsync` failed: every later commit fails (with this
+    /// message); shared with [`Store::failure`].
+    failure: Arc<std::sync::Mutex<Option<String>>>,
     /// Interned strings `0..defined` are in the log (or a checkpoint), or in the batch
     /// being written.
     defined: usize,
@@ -767,17 +793,26 @@ impl Writer {
                 .filter(|j| j.ingest)
                 .map(|j| j.commit.alerts.len())
                 .sum();
-            let result = match &self.sync_failed {
-                // after a failed fsync the kernel may have dropped the pages it could not
-                // write: nothing written since can be promised durable (restart to recover)
-                Some(msg) => Err(StoreError::Failed(msg.clone())),
-                None => self.apply(&mut jobs),
+            let failed = self
+                .failure
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            let result = match failed {
+                // sled cannot continue after a failed write, and after a failed fsync the
+                // kernel may have dropped the pages it could not write: nothing written
+                // since could be promised durable (reopening the store recovers)
+                Some(msg) => Err(StoreError::Failed(msg)),
+                None => match self.apply(&mut jobs) {
+                    Err(e) => {
+                        tracing::error!(error = %e, "store write failed: refusing writes until the store is reopened");
+                        let msg = format!("store cannot be written ({e})");
+                        *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(msg.clone());
+                        Err(StoreError::Failed(msg))
+                    }
+                    ok => ok,
+                },
             };
-            if let Err(e @ StoreError::Io { .. }) = &result {
-                self.sync_failed = Some(format!(
-                    "store stopped accepting writes after a failed sync ({e}); restart alert-router"
-                ));
-            }
             if result.is_ok() {
                 self.durable_defined = self.defined;
             } else {
@@ -801,8 +836,10 @@ impl Writer {
                     }
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "store commit failed");
-                    let msg = e.to_string();
+                    let msg = match e {
+                        StoreError::Failed(m) => m,
+                        e => e.to_string(),
+                    };
                     for job in jobs {
                         let _ = job.reply.send(Err(StoreError::Failed(msg.clone())));
                     }
@@ -1195,9 +1232,22 @@ pub(crate) mod tests {
         let e = store.ingest(vec![alert(2)], |_| {}).await.unwrap_err();
         assert!(e.to_string().contains("injected"), "{e}");
         let e = store.ingest(vec![alert(3)], |_| {}).await.unwrap_err();
-        assert!(e.to_string().contains("restart alert-router"), "{e}");
+        assert!(e.to_string().contains("injected"), "{e}");
+        assert!(matches!(e, StoreError::Failed(_)), "{e:?}");
         let e = store.commit(Commit::default()).await.unwrap_err();
-        assert!(e.to_string().contains("failed sync"), "{e}");
+        assert!(e.to_string().contains("store cannot be written"), "{e}");
+        assert!(store.failure().is_some_and(|m| m.contains("injected")));
+        // reopening recovers; the acknowledged alert is there (the failed one may be:
+        // it was written, its sync failed)
+        let w = store.take_writer();
+        drop(store);
+        if let Some(w) = w {
+            w.join().unwrap();
+        }
+        let store = Store::open_with_sync(dir.path(), 8, 100, 1 << 20, SyncMode::Batch).unwrap();
+        assert!(store.failure().is_none());
+        assert!(store.alert(alert(1).fingerprint).unwrap().is_some());
+        store.ingest(vec![alert(4)], |_| {}).await.unwrap();
     }
 
     #[tokio::test]

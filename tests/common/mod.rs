@@ -134,6 +134,15 @@ pub fn full_config(dir: &std::path::Path, yaml: &str, listen: &str) -> String {
     )
 }
 
+/// Write [`full_config`] for `yaml` (listening on `port`, storing under `dir`) to
+/// `dir/c.yml`; returns its path.
+pub fn write_config(dir: &std::path::Path, yaml: &str, port: u16) -> std::path::PathBuf {
+    let cfg = dir.join("c.yml");
+    std::fs::write(&cfg, full_config(dir, yaml, &format!("127.0.0.1:{port}")))
+        .expect("write config");
+    cfg
+}
+
 /// A JSON label set as a sorted map (non-string values shown as `<non-string>`).
 pub fn label_map(v: &Value) -> std::collections::BTreeMap<String, String> {
     v.as_object()

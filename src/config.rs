@@ -144,6 +144,9 @@ pub struct IngestConfig {
     pub max_annotations_per_alert: usize,
     #[serde(default = "limits::annotation_bytes")]
     pub max_annotation_bytes: usize,
+    /// Aggregation groups before new groups of a route join its overflow group.
+    #[serde(default = "default_max_groups")]
+    pub max_groups: usize,
 }
 
 /// Defaults of the ingest limits.
@@ -185,6 +188,9 @@ fn default_max_body() -> usize {
 fn default_queue() -> usize {
     200_000
 }
+fn default_max_groups() -> usize {
+    1_000_000
+}
 
 impl Default for IngestConfig {
     fn default() -> Self {
@@ -197,6 +203,7 @@ impl Default for IngestConfig {
             max_label_bytes: limits::label_bytes(),
             max_annotations_per_alert: limits::annotations(),
             max_annotation_bytes: limits::annotation_bytes(),
+            max_groups: default_max_groups(),
         }
     }
 }

@@ -41,6 +41,7 @@ pub struct Metrics {
     pub silences: Family<Labels, Gauge>,
     pub alerts_suppressed: Gauge,
     pub store_failed: Gauge,
+    pub groups_limited: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -75,6 +76,7 @@ impl Metrics {
             silences: Family::default(),
             alerts_suppressed: Gauge::default(),
             store_failed: Gauge::default(),
+            groups_limited: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -96,6 +98,11 @@ impl Metrics {
             "store_failed",
             "1 while the store refuses writes after a failed write or fsync (full disk, I/O error), until it is reopened",
             m.store_failed.clone(),
+        );
+        registry.register(
+            "groups_limited",
+            "Alerts that joined their route's overflow group because ingest.max_groups aggregation groups existed, by receiver",
+            m.groups_limited.clone(),
         );
         registry.register(
             "alerts_invalid",

@@ -159,3 +159,59 @@ async fn send_resolved_false_sends_no_resolve() {
     assert_eq!(v[1]["message"]["notification_reason"], "first notification");
     app.stop().await;
 }
+
+/// `ingest.max_groups`: past the limit a new group is not created; its alerts join the
+/// route's overflow group (group label `alert_router_overflow="true"`), are notified there,
+/// and so is their resolve. Nothing is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_limit_overflows_into_one_group_and_drops_nothing() {
+    let app = TestApp::start(&format!("ingest:\n  max_groups: 2\n{CONFIG}")).await;
+    let fire = |name: &str| alert(&[("alertname", name), ("instance", "a")], "firing");
+    let body = webhook(vec![fire("A"), fire("B"), fire("C"), fire("D")]);
+    assert_eq!(app.post_json("/webhook", &body).await.status(), 200);
+    let v = wait_count(&app, 3).await;
+    let groups = app.get_json("/admin/v1/groups").await;
+    let groups = groups.as_array().unwrap();
+    assert_eq!(groups.len(), 3, "{groups:#?}");
+    let overflow = groups
+        .iter()
+        .find(|g| g["labels"]["alert_router_overflow"] == "true")
+        .expect("an overflow group");
+    assert_eq!(overflow["alerts"].as_array().unwrap().len(), 2);
+    // every alert was notified once, the overflowed two together
+    let mut names: Vec<String> = v
+        .iter()
+        .flat_map(|n| n["message"]["alerts"].as_array().unwrap().clone())
+        .map(|a| a["labels"]["alertname"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["A", "B", "C", "D"]);
+    assert_eq!(
+        metric(
+            &app.base,
+            "alert_router_groups_limited_total{receiver=\"ops\"}"
+        )
+        .await,
+        2.0
+    );
+    // a resolve of an overflowed alert is sent where its firing was
+    let resolved = webhook(vec![alert(
+        &[("alertname", "D"), ("instance", "a")],
+        "resolved",
+    )]);
+    assert_eq!(app.post_json("/webhook", &resolved).await.status(), 200);
+    let v = wait_count(&app, 4).await;
+    let last = &v[3]["message"];
+    assert_eq!(
+        last["groupLabels"]["alert_router_overflow"], "true",
+        "{last:#}"
+    );
+    let d = last["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["labels"]["alertname"] == "D")
+        .expect("D in the overflow group's notification");
+    assert_eq!(d["status"], "resolved");
+    app.stop().await;
+}

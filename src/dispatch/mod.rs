@@ -215,6 +215,9 @@ enum Msg {
     Groups(oneshot::Sender<Vec<GroupView>>),
 }
 
+/// The group label of a route's overflow group (see `ingest.max_groups`).
+pub const OVERFLOW_LABEL: &str = "alert_router_overflow";
+
 /// Handle to the dispatcher task.
 #[derive(Clone)]
 pub struct DispatcherHandle {
@@ -508,7 +511,9 @@ impl Dispatcher {
     ) {
         let routing = self.routing.clone();
         let resolved = a.resolved_at(t);
+        let max_groups = routing.config.ingest.max_groups;
         for (route, (labels, id)) in routing.routes_for(a).into_iter().zip(groups) {
+            let (labels, id) = self.limit_groups(route, a, labels, id, resolved, max_groups);
             if resolved {
                 let owed = if from_store {
                     self.owes(&id, a, t)
@@ -561,6 +566,47 @@ impl Dispatcher {
                 );
             }
         }
+    }
+
+    /// `ingest.max_groups`: the group an alert of `route` joins. Its own group when that
+    /// exists or may be created; past the limit a new group is not created and the alert
+    /// joins the route's overflow group instead (group labels [`OVERFLOW_LABEL`]`="true"`),
+    /// so it is still notified, in one message with the other overflowed alerts. An alert
+    /// already in the overflow group stays there (its repeats and its resolve are sent
+    /// where its firing was).
+    fn limit_groups(
+        &mut self,
+        route: &Route,
+        a: &Alert,
+        labels: LabelSet,
+        id: String,
+        resolved: bool,
+        max_groups: usize,
+    ) -> (LabelSet, String) {
+        if self.groups.contains_key(&id) {
+            return (labels, id);
+        }
+        let overflow_labels = LabelSet::from([(OVERFLOW_LABEL.to_string(), "true".to_string())]);
+        let overflow_id = route.group_id(&overflow_labels);
+        let overflow = self.groups.get(&overflow_id);
+        if overflow.is_some_and(|g| g.alerts.contains_key(&a.fingerprint)) {
+            return (overflow_labels, overflow_id);
+        }
+        if resolved || self.groups.len() < max_groups {
+            return (labels, id);
+        }
+        if overflow.is_none() {
+            tracing::warn!(
+                route = %route.id,
+                max_groups,
+                "ingest.max_groups reached: new groups of this route join its overflow group"
+            );
+        }
+        self.metrics
+            .groups_limited
+            .get_or_create(&crate::metrics::labels(&[("receiver", &route.receiver)]))
+            .inc();
+        (overflow_labels, overflow_id)
     }
 
     /// Whether group `id` still owes a notification for the stored resolved alert `a`.

@@ -245,15 +245,19 @@ fn can_update(old: &Silence, new: &Silence, t: OffsetDateTime) -> bool {
 struct State {
     by_id: HashMap<String, Entry>,
     index: LabelIndex<String>,
+    /// Fingerprints bound to acknowledgements not expired (see [`Silences::hint_resolved`]).
+    bound: HashSet<Fingerprint>,
 }
 
 impl State {
     /// Rebuild the index (after every change; silences change rarely).
     fn reindex(&mut self, t: OffsetDateTime) {
         self.index.clear();
+        self.bound.clear();
         for (id, e) in &self.by_id {
             if e.silence.state_at(t) != SilenceState::Expired {
                 self.index.insert(&e.matchers, id.clone());
+                self.bound.extend(e.bound.iter().copied());
             }
         }
     }
@@ -492,7 +496,7 @@ impl Silences {
         if self.acks.load(Ordering::Acquire) == 0 {
             return;
         }
-        if self.read().by_id.values().any(|e| e.bound.contains(&fp)) {
+        if self.read().bound.contains(&fp) {
             self.resolved.notify_one();
         }
     }

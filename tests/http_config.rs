@@ -294,6 +294,18 @@ impl TlsServer {
     }
 }
 
+/// The error of the first failed delivery attempt (lower case), once there is one.
+async fn first_failure(app: &TestApp) -> String {
+    let failed = wait_for(WAIT, "a failed attempt", || async {
+        app.notifications("state=failed").await.into_iter().next()
+    })
+    .await;
+    failed["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_lowercase()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_ca_and_client_certificate() {
     // Trusting the private CA: delivered.
@@ -321,14 +333,7 @@ async fn private_ca_and_client_certificate() {
     ))
     .await;
     fire(&app, "Untrusted").await;
-    let failed = wait_for(WAIT, "a failed attempt", || async {
-        app.notifications("state=failed").await.into_iter().next()
-    })
-    .await;
-    let err = failed["last_error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_lowercase();
+    let err = first_failure(&app).await;
     assert!(err.contains("certificate"), "{err}");
     assert_eq!(server.served(), 1);
     app.stop().await;
@@ -366,6 +371,41 @@ async fn private_ca_and_client_certificate() {
     fire(&app, "Mtls").await;
     wait_for(WAIT, "delivery over mutual TLS", || async {
         (mtls.served() == 1).then_some(())
+    })
+    .await;
+    app.stop().await;
+}
+
+/// `tls_config.server_name`: the certificate (issued to `localhost`) is verified against
+/// that name although the URL names the server by IP address; without it, or with another
+/// name, the certificate is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_name_is_the_name_the_certificate_is_verified_for() {
+    let server = TlsServer::start(true).await;
+    let by_ip = format!("https://127.0.0.1:{}/hook", server.port);
+    let tls = |name: Option<&str>| {
+        format!(
+            "          tls_config:\n            ca_file: '{}'\n            cert_file: '{}'\n            key_file: '{}'\n{}",
+            server.file("ca.pem"),
+            server.file("client.pem"),
+            server.file("client.key"),
+            name.map(|n| format!("            server_name: {n}\n"))
+                .unwrap_or_default()
+        )
+    };
+    for (name, alertname) in [(None, "NoName"), (Some("other.example"), "OtherName")] {
+        let app = TestApp::start(&config(&tls(name), &by_ip)).await;
+        fire(&app, alertname).await;
+        let err = first_failure(&app).await;
+        assert!(err.contains("certificate"), "{name:?}: {err}");
+        app.stop().await;
+    }
+    assert_eq!(server.served(), 0);
+    // the right name, with the private CA and a client certificate (mutual TLS)
+    let app = TestApp::start(&config(&tls(Some("localhost")), &by_ip)).await;
+    fire(&app, "RightName").await;
+    wait_for(WAIT, "delivery verified for server_name", || async {
+        (server.served() == 1).then_some(())
     })
     .await;
     app.stop().await;

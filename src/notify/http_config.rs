@@ -184,8 +184,12 @@ impl HttpConfig {
         if t.cert_file.is_some() != t.key_file.is_some() {
             return Err("http_config.tls_config: cert_file and key_file go together".into());
         }
-        if t.server_name.is_some() {
-            return Err("http_config.tls_config.server_name: not supported yet (the URL's host name is verified)".into());
+        if let Some(n) = &t.server_name {
+            rustls::pki_types::ServerName::try_from(n.as_str()).map_err(|_| {
+                format!(
+                    "http_config.tls_config.server_name: {n:?} is not a host name or IP address"
+                )
+            })?;
         }
         match t.min_version.as_deref() {
             None | Some("TLS12") | Some("TLS13") => {}
@@ -200,6 +204,152 @@ impl HttpConfig {
                 .map_err(|m| format!("http_config.proxy_url: {m}"))?;
         }
         Ok(())
+    }
+}
+
+/// Read a file named by a `tls_config` key.
+fn read_tls_file(path: &Path, key: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(path)
+        .map_err(|e| format!("tls_config.{key}: cannot read {}: {e}", path.display()))
+}
+
+/// `tls_config` through reqwest's own TLS settings (system roots plus `ca_file`).
+fn reqwest_tls(
+    mut b: reqwest::ClientBuilder,
+    t: &HttpTlsConfig,
+) -> Result<reqwest::ClientBuilder, String> {
+    if let Some(ca) = &t.ca_file {
+        let pem = read_tls_file(ca, "ca_file")?;
+        for c in reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("tls_config.ca_file {}: {e}", ca.display()))?
+        {
+            b = b.add_root_certificate(c);
+        }
+    }
+    if let (Some(cert), Some(key)) = (&t.cert_file, &t.key_file) {
+        let mut pem = read_tls_file(cert, "cert_file")?;
+        pem.extend(read_tls_file(key, "key_file")?);
+        let id = reqwest::Identity::from_pem(&pem)
+            .map_err(|e| format!("tls_config.cert_file/key_file: {e}"))?;
+        b = b.identity(id);
+    }
+    if t.insecure_skip_verify {
+        b = b.danger_accept_invalid_certs(true);
+    }
+    if t.min_version.as_deref() == Some("TLS13") {
+        b = b.min_tls_version(reqwest::tls::Version::TLS_1_3);
+    }
+    Ok(b)
+}
+
+/// `tls_config` with `server_name`: a rustls configuration of our own whose verifier checks
+/// the server's certificate against `server_name` instead of the URL's host (as Go's
+/// `tls.Config.ServerName` does). Roots: `ca_file` alone when set (as in Alertmanager),
+/// else the system's. The SNI sent stays the URL's host name (none for an IP address):
+/// reqwest does not let the name sent be changed.
+fn named_tls(t: &HttpTlsConfig, name: &str) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    match &t.ca_file {
+        Some(ca) => {
+            let pem = read_tls_file(ca, "ca_file")?;
+            for c in CertificateDer::pem_slice_iter(&pem) {
+                let c = c.map_err(|e| format!("tls_config.ca_file {}: {e}", ca.display()))?;
+                roots
+                    .add(c)
+                    .map_err(|e| format!("tls_config.ca_file {}: {e}", ca.display()))?;
+            }
+        }
+        None => {
+            for c in rustls_native_certs::load_native_certs().certs {
+                // a system root rustls cannot parse is skipped, as reqwest does
+                let _ = roots.add(c);
+            }
+        }
+    }
+    let name = ServerName::try_from(name.to_string()).map_err(|_| {
+        format!("tls_config.server_name: {name:?} is not a host name or IP address")
+    })?;
+    let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        std::sync::Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| format!("tls_config: no usable root certificate: {e}"))?;
+    let versions: &[&rustls::SupportedProtocolVersion] =
+        if t.min_version.as_deref() == Some("TLS13") {
+            &[&rustls::version::TLS13]
+        } else {
+            rustls::DEFAULT_VERSIONS
+        };
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .map_err(|e| format!("tls_config: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(NamedVerifier { inner, name }));
+    let mut config = match (&t.cert_file, &t.key_file) {
+        (Some(cert), Some(key)) => {
+            let pem = read_tls_file(cert, "cert_file")?;
+            let chain = CertificateDer::pem_slice_iter(&pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("tls_config.cert_file {}: {e}", cert.display()))?;
+            let key_pem = read_tls_file(key, "key_file")?;
+            let key_der = PrivateKeyDer::from_pem_slice(&key_pem)
+                .map_err(|e| format!("tls_config.key_file {}: {e}", key.display()))?;
+            builder
+                .with_client_auth_cert(chain, key_der)
+                .map_err(|e| format!("tls_config.cert_file/key_file: {e}"))?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    // HTTP/1.1 only, like the rest of the router's clients
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Verifies a server's certificate for a fixed name (`tls_config.server_name`), whatever
+/// host the connection went to.
+#[derive(Debug)]
+struct NamedVerifier {
+    inner: std::sync::Arc<rustls::client::WebPkiServerVerifier>,
+    name: rustls::pki_types::ServerName<'static>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for NamedVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        self.inner
+            .verify_server_cert(end_entity, intermediates, &self.name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
     }
 }
 
@@ -240,33 +390,10 @@ impl HttpClient {
             .timeout(timeout)
             .connect_timeout(timeout);
         let t = &cfg.tls_config;
-        if let Some(ca) = &t.ca_file {
-            let pem = std::fs::read(ca)
-                .map_err(|e| format!("tls_config.ca_file: cannot read {}: {e}", ca.display()))?;
-            for c in reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("tls_config.ca_file {}: {e}", ca.display()))?
-            {
-                b = b.add_root_certificate(c);
-            }
-        }
-        if let (Some(cert), Some(key)) = (&t.cert_file, &t.key_file) {
-            let mut pem = std::fs::read(cert).map_err(|e| {
-                format!("tls_config.cert_file: cannot read {}: {e}", cert.display())
-            })?;
-            pem.extend(
-                std::fs::read(key).map_err(|e| {
-                    format!("tls_config.key_file: cannot read {}: {e}", key.display())
-                })?,
-            );
-            let id = reqwest::Identity::from_pem(&pem)
-                .map_err(|e| format!("tls_config.cert_file/key_file: {e}"))?;
-            b = b.identity(id);
-        }
-        if t.insecure_skip_verify {
-            b = b.danger_accept_invalid_certs(true);
-        }
-        if t.min_version.as_deref() == Some("TLS13") {
-            b = b.min_tls_version(reqwest::tls::Version::TLS_1_3);
+        if let (Some(name), false) = (&t.server_name, t.insecure_skip_verify) {
+            b = b.tls_backend_preconfigured(named_tls(t, name)?);
+        } else {
+            b = reqwest_tls(b, t)?;
         }
         match &cfg.proxy_url {
             Some(p) => {

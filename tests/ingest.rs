@@ -327,6 +327,48 @@ receivers:
     app.stop().await;
 }
 
+/// The defaults hold against the sizes a hostile or broken sender produces: 100,000 labels
+/// on one alert, a 1 MB label value, 20,000 alerts in one request — each a 400 naming the
+/// limit, nothing stored, the router healthy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_limits_refuse_huge_alerts() {
+    let app = TestApp::start(
+        "route:\n  receiver: ops\n  group_wait: 1h\nreceivers:\n  - name: ops\n    log_configs: [{}]\n",
+    )
+    .await;
+    let mut many = alert(&[("alertname", "Many")], "firing");
+    for i in 0..100_000 {
+        many["labels"][format!("l{i}")] = json!("v");
+    }
+    let huge = alert(
+        &[("alertname", "Huge"), ("big", &"x".repeat(1 << 20))],
+        "firing",
+    );
+    // small alerts, so that 20,000 stay within the 4 MiB body limit
+    let ok = json!({"status": "firing", "labels": {"alertname": "Ok"}, "annotations": {}, "startsAt": "2026-01-01T00:00:00Z"});
+    for (body, needle) in [
+        (
+            webhook(vec![many]),
+            "more than ingest.max_labels_per_alert (256)",
+        ),
+        (
+            webhook(vec![huge]),
+            "alerts[0].labels.big: 1048579 bytes, more than ingest.max_label_bytes (65536)",
+        ),
+        (
+            webhook(vec![ok; 20_000]),
+            "20000 alerts in one request, more than ingest.max_alerts_per_request (10000)",
+        ),
+    ] {
+        let (s, e) = error_of(app.post_json("/webhook", &body).await).await;
+        assert_eq!(s, 400, "{e}");
+        assert!(e.contains(needle), "{e:?} lacks {needle:?}");
+    }
+    assert_eq!(stored_alerts(&app).await, 0);
+    assert_eq!(app.status(reqwest::Method::GET, "/-/healthy").await, 200);
+    app.stop().await;
+}
+
 /// Hostile bodies get a clear 400 (never a panic, never a 2xx for nothing stored), and the
 /// router stays healthy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -133,6 +133,13 @@ pub struct Alert {
     /// flag): such an end gives way to a sender's explicit one when merging.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub timeout: bool,
+    /// This report came from an Alertmanager's webhook (not stored: only the dispatcher
+    /// reads it, for the report at hand). Alertmanager sends a resolved alert only to a
+    /// receiver it notified of the alert firing — through this router or, after an HA
+    /// failover, through a peer's — so a resolve handed over this way is announced even
+    /// when this router holds no group for it (see `Dispatcher::insert_prepared`).
+    #[serde(skip)]
+    pub handoff: bool,
 }
 
 impl Alert {
@@ -622,6 +629,7 @@ pub fn parse_alert(
         received_at: now,
         targets: targets.clone(),
         timeout: false,
+        handoff: false,
     })
 }
 
@@ -875,6 +883,7 @@ mod tests {
                 receivers: Default::default(),
             },
             timeout: false,
+            handoff: false,
         };
         let mut stored = base.clone();
         let mut newer = base.clone();
@@ -916,6 +925,7 @@ mod tests {
             received_at: t0,
             targets: Targets::default(),
             timeout: false,
+            handoff: false,
         }
     }
 

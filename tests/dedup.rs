@@ -215,3 +215,44 @@ async fn group_limit_overflows_into_one_group_and_drops_nothing() {
     assert_eq!(d["status"], "resolved");
     app.stop().await;
 }
+
+/// A resolve an Alertmanager hands over for a group this router never announced (after an
+/// HA failover the firing went out through the peer's router) is announced, once even when
+/// both replicas send it; Prometheus' resolves on `/api/v2/alerts` for alerts never
+/// notified are not (Alertmanager's rule).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handed_over_resolves_are_announced_once() {
+    let app = TestApp::start(CONFIG).await;
+    let gone = alert(&[("alertname", "Failover"), ("instance", "a")], "resolved");
+    assert_eq!(
+        app.post_json("/webhook", &webhook(vec![gone.clone()]))
+            .await
+            .status(),
+        200
+    );
+    let v = wait_count(&app, 1).await;
+    assert_eq!(v[0]["message"]["status"], "resolved");
+    assert_eq!(v[0]["message"]["notification_reason"], "all alerts resolved");
+    // the second replica's copy of the same webhook
+    let mut replica = webhook(vec![gone]);
+    replica["externalURL"] = "http://alertmanager-1.test:9093".into();
+    assert_eq!(app.post_json("/webhook", &replica).await.status(), 200);
+    // a Prometheus resolve of an alert never notified
+    let prom = serde_json::json!([{
+        "labels": {"alertname": "NeverFired"},
+        "startsAt": ts(now() - time::Duration::minutes(5)),
+        "endsAt": ts(now() - time::Duration::minutes(1)),
+    }]);
+    assert_eq!(app.post_json("/api/v2/alerts", &prom).await.status(), 200);
+    // a firing alert in another group, posted last with the same group_wait: once it is
+    // notified, the groups of both posts above have been flushed
+    let later = alert(&[("alertname", "Later"), ("instance", "a")], "firing");
+    app.post_json("/webhook", &webhook(vec![later])).await;
+    let v = wait_count(&app, 2).await;
+    let names: Vec<&str> = v
+        .iter()
+        .map(|n| n["message"]["groupLabels"]["alertname"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(names, ["Failover", "Later"], "{v:#?}");
+    app.stop().await;
+}

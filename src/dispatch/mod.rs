@@ -176,6 +176,9 @@ struct Group {
     stored: bool,
     /// Firing alerts its last flush left out (silenced, inhibited, muted).
     suppressed: usize,
+    /// Holds resolves handed over by an Alertmanager for alerts whose firing this router
+    /// may never have announced (see [`Alert::handoff`]): they are announced anyway.
+    handoff: bool,
 }
 
 /// An alert in a group: the store's shared record (decoded only when the group flushes)
@@ -518,7 +521,7 @@ impl Dispatcher {
                 let owed = if from_store {
                     self.owes(&id, a, t)
                 } else {
-                    self.groups.contains_key(&id)
+                    a.handoff || self.groups.contains_key(&id)
                 };
                 if !owed {
                     continue;
@@ -552,11 +555,13 @@ impl Dispatcher {
                     last_flush: persisted.and_then(|p| p.last_flush),
                     stored: persisted.is_some(),
                     suppressed: 0,
+                    handoff: false,
                 };
                 self.timers.insert((next_flush, id.clone()));
                 self.groups.insert(id.clone(), g);
             }
             if let Some(g) = self.groups.get_mut(&id) {
+                g.handoff |= resolved && a.handoff;
                 g.alerts.insert(
                     a.fingerprint,
                     Member {
@@ -905,14 +910,20 @@ fn flush_group(
             }
             _ => std::borrow::Cow::Borrowed(&firing),
         };
-        let Some(reason) = nflog::needs_update(
+        let reason = nflog::needs_update(
             entry.as_ref(),
             &firing_here,
             &resolved,
             send_resolved,
             g.repeat_interval,
             t,
-        ) else {
+        )
+        .or_else(|| {
+            (g.handoff && send_resolved)
+                .then(|| nflog::handed_over_resolve(entry.as_ref(), &firing_here, &resolved))
+                .flatten()
+        });
+        let Some(reason) = reason else {
             metrics
                 .dedup_suppressed
                 .get_or_create(&crate::metrics::integration_labels(&g.receiver, kind))

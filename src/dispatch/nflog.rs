@@ -45,6 +45,30 @@ pub fn needs_update(
     }
 }
 
+/// A group holding resolves handed over by an Alertmanager (see `Alert::handoff`): with
+/// nothing firing, resolved alerts not announced yet are announced even when no firing
+/// notification is on record here (Alertmanager's rule above sends nothing then). That
+/// happens after an HA failover: the firing went out through a peer's router. A resolve
+/// already announced (the same webhook from a second replica) is not announced again.
+pub fn handed_over_resolve(
+    entry: Option<&NflogEntry>,
+    firing: &BTreeSet<u64>,
+    resolved: &BTreeSet<u64>,
+) -> Option<&'static str> {
+    if !firing.is_empty() || resolved.is_empty() {
+        return None;
+    }
+    match entry {
+        None => Some(ALL_RESOLVED),
+        Some(e) if e.firing.is_empty() => {
+            let last_resolved: BTreeSet<u64> = e.resolved.iter().copied().collect();
+            (!resolved.is_subset(&last_resolved)).then_some(ALL_RESOLVED)
+        }
+        // firing on record: Alertmanager's rule has decided
+        Some(_) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +150,31 @@ mod tests {
         assert_eq!(
             needs_update(Some(&e), &set(&[1]), &set(&[]), false, r, now),
             Some(FIRST)
+        );
+    }
+
+    #[test]
+    fn handed_over_resolves_are_announced_once() {
+        let now = OffsetDateTime::now_utc();
+        assert_eq!(
+            handed_over_resolve(None, &set(&[]), &set(&[1])),
+            Some(ALL_RESOLVED)
+        );
+        assert_eq!(handed_over_resolve(None, &set(&[2]), &set(&[1])), None);
+        assert_eq!(handed_over_resolve(None, &set(&[]), &set(&[])), None);
+        let announced = entry(&[], &[1], Some(1), now);
+        assert_eq!(
+            handed_over_resolve(Some(&announced), &set(&[]), &set(&[1])),
+            None
+        );
+        assert_eq!(
+            handed_over_resolve(Some(&announced), &set(&[]), &set(&[1, 2])),
+            Some(ALL_RESOLVED)
+        );
+        let firing = entry(&[1], &[], Some(1), now);
+        assert_eq!(
+            handed_over_resolve(Some(&firing), &set(&[]), &set(&[1])),
+            None
         );
     }
 }

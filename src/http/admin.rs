@@ -326,6 +326,7 @@ pub async fn test_receiver(State(app): State<Arc<App>>, Path(name): Path<String>
         received_at: t,
         targets: Default::default(),
         timeout: false,
+        handoff: false,
     };
     let group_key = format!("{{}}/test:{}", crate::matcher::label_set_string(&labels));
     let kinds = r.integrations();

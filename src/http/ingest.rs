@@ -143,7 +143,7 @@ async fn handle(
             )
         }
     };
-    let alerts: Vec<Alert> = match parsed {
+    let mut alerts: Vec<Alert> = match parsed {
         Ok(a) => a,
         Err(e) => {
             app.metrics.alerts_invalid.inc();
@@ -152,6 +152,11 @@ async fn handle(
     };
     if !invalid.is_empty() {
         app.metrics.alerts_invalid.inc_by(invalid.len() as u64);
+    }
+    if matches!(kind, Kind::Webhook) {
+        for a in &mut alerts {
+            a.handoff = true;
+        }
     }
     let n = alerts.len();
     let (mut firing, mut resolved) = (0u64, 0u64);

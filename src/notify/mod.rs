@@ -226,6 +226,7 @@ pub fn sample_alerts(receiver: &str, t: time::OffsetDateTime) -> Vec<crate::aler
             received_at: t,
             targets: Default::default(),
             timeout: false,
+            handoff: false,
         }
     };
     vec![alert("host-1", None), alert("host-2", Some(t))]

@@ -62,6 +62,7 @@ mod tests {
             received_at: t,
             targets: Default::default(),
             timeout: false,
+            handoff: false,
         }
     }
 

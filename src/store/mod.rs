@@ -1104,6 +1104,7 @@ pub(crate) mod tests {
                 receivers: Default::default(),
             },
             timeout: false,
+            handoff: false,
         }
     }
 

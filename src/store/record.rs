@@ -337,6 +337,7 @@ impl AlertRecord {
                 receivers: receivers.into_iter().collect(),
             },
             timeout: h.timeout,
+            handoff: false,
         })
     }
 
@@ -555,6 +556,7 @@ mod tests {
                 receivers: ["team-a".to_string(), "team-b".to_string()].into(),
             },
             timeout: true,
+            handoff: false,
         }
     }
 

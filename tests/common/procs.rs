@@ -14,6 +14,18 @@ pub struct Am {
     pub dir: tempfile::TempDir,
 }
 
+/// Gossip settings of one replica of an Alertmanager cluster on loopback
+/// (see [`Am::start_clustered`]).
+pub struct AmCluster {
+    /// Its `--cluster.listen-address` (and advertised) port on 127.0.0.1, TCP and UDP.
+    pub port: u16,
+    /// The cluster ports of the other replicas (`--cluster.peer`).
+    pub peers: Vec<u16>,
+    /// `--cluster.peer-timeout`: how long the replica at position `n` waits, times `n`,
+    /// before it checks the notification log and sends (Alertmanager's default is 15s).
+    pub peer_timeout: &'static str,
+}
+
 impl Drop for Am {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -31,6 +43,57 @@ impl Am {
     /// disabled; returns once `/-/ready` answers. Panics (never skips) when the binary is
     /// missing.
     pub async fn start(config: &str) -> Am {
+        Am::start_with(config, None).await
+    }
+
+    /// Start one replica of a gossip cluster on loopback: like [`Am::start`], with the
+    /// cluster listening on `cluster.port`, joining `cluster.peers`, and gossiping fast
+    /// (50ms gossip, 1s push-pull) so that a test's cluster settles and converges in about
+    /// a second. Returns once `/-/ready` answers; see [`Am::wait_cluster`] for the peers.
+    pub async fn start_clustered(config: &str, cluster: &AmCluster) -> Am {
+        Am::start_with(config, Some(cluster)).await
+    }
+
+    /// Wait until this replica's `/api/v2/status` reports the cluster `ready` (settled)
+    /// with `peers` members.
+    pub async fn wait_cluster(&self, peers: usize) {
+        let client = reqwest::Client::new();
+        let url = format!("{}/api/v2/status", self.base);
+        wait_for(
+            Duration::from_secs(30),
+            "alertmanager cluster ready",
+            || {
+                let req = client.get(&url).send();
+                async move {
+                    let status: serde_json::Value = req.await.ok()?.json().await.ok()?;
+                    let cluster = &status["cluster"];
+                    (cluster["status"] == "ready"
+                        && cluster["peers"].as_array().map(Vec::len) == Some(peers))
+                    .then_some(())
+                }
+            },
+        )
+        .await;
+    }
+
+    /// `POST /api/v2/alerts` (as Prometheus sends them); panics unless it answers 200.
+    pub async fn post_alerts(&self, alerts: &serde_json::Value) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/v2/alerts", self.base))
+            .json(alerts)
+            .send()
+            .await
+            .expect("post to alertmanager");
+        assert_eq!(r.status(), 200, "alertmanager refused the alerts");
+    }
+
+    /// `kill -9`, as a crashed node or an OOM kill would stop it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    async fn start_with(config: &str, cluster: Option<&AmCluster>) -> Am {
         assert!(
             std::path::Path::new(AM_BIN).exists(),
             "{AM_BIN} is missing: install Debian's prometheus-alertmanager (.ci/run does)"
@@ -40,6 +103,23 @@ impl Am {
         std::fs::write(&cfg, config).expect("write alertmanager.yml");
         let log = std::fs::File::create(dir.path().join("alertmanager.log")).expect("log file");
         let port = free_port();
+        let cluster_args: Vec<String> = match cluster {
+            None => vec!["--cluster.listen-address=".into()],
+            Some(c) => [
+                format!("--cluster.listen-address=127.0.0.1:{}", c.port),
+                format!("--cluster.advertise-address=127.0.0.1:{}", c.port),
+                "--cluster.gossip-interval=50ms".into(),
+                "--cluster.pushpull-interval=1s".into(),
+                format!("--cluster.peer-timeout={}", c.peer_timeout),
+            ]
+            .into_iter()
+            .chain(
+                c.peers
+                    .iter()
+                    .map(|p| format!("--cluster.peer=127.0.0.1:{p}")),
+            )
+            .collect(),
+        };
         let child = Command::new(AM_BIN)
             .arg(format!("--config.file={}", cfg.display()))
             .arg(format!(
@@ -47,7 +127,7 @@ impl Am {
                 dir.path().join("data").display()
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
+            .args(&cluster_args)
             .arg("--log.level=info")
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))

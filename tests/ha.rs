@@ -165,7 +165,7 @@ async fn routers_beside_clustered_alertmanagers_survive_a_replica_kill() {
     let am1 = Am::start_clustered(&am_config(&r1), &cluster(c1, c0)).await;
     am0.wait_cluster(2).await;
     am1.wait_cluster(2).await;
-    let mut replicas = vec![
+    let mut replicas = [
         Some(Replica {
             am: am0,
             router: r0,

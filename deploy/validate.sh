@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 
 KUBERNETES_VALIDATE_VERSION=1.37.0
 KUBERNETES_VERSIONS=(1.29.0 1.37.0)
-VENV=${VALIDATE_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/alert-router/validate-venv}
+VENV=${VALIDATE_VENV:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/alert-router/validate-venv}
 # Debian's interpreter (python3-venv), not whatever python3 comes first on PATH
 PYTHON=${VALIDATE_PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
 

@@ -46,6 +46,12 @@ pub struct Config {
     pub external_url: Option<String>,
     #[serde(default)]
     pub storage: StorageConfig,
+    /// Listener limits (`src/http/listener.rs`).
+    #[serde(default)]
+    pub server: crate::http::listener::ServerConfig,
+    /// HTTPS on the listener.
+    #[serde(default)]
+    pub tls: Option<crate::http::listener::ListenerTls>,
     #[serde(default)]
     pub ingest: IngestConfig,
     #[serde(default)]
@@ -702,6 +708,11 @@ impl Config {
         })?;
         if let Some(u) = &self.external_url {
             check_url(u).map_err(|m| (None, format!("external_url: {m}")))?;
+        }
+        self.server.validate().map_err(|m| (None, m))?;
+        if let Some(t) = &mut self.tls {
+            t.validate().map_err(|m| (None, m))?;
+            t.resolve_paths(base);
         }
         if self.storage.checkpoint_min_bytes < 4096 {
             return Err((

@@ -52,6 +52,8 @@ pub enum AppError {
     Listen { addr: String, err: std::io::Error },
     #[error("invalid integration: {0}")]
     Integration(String),
+    #[error("{0}")]
+    Tls(#[from] http::listener::TlsError),
 }
 
 /// Where the configuration came from (for reloads).
@@ -147,6 +149,9 @@ impl App {
             if cfg.listen != old.listen || cfg.storage.path != old.storage.path {
                 tracing::warn!("listen and storage.path changes take effect only after a restart");
             }
+            if cfg.server != old.server || cfg.tls != old.tls {
+                tracing::warn!("server and tls changes take effect only after a restart (certificate files are reloaded when they change)");
+            }
             let templates = Arc::new(template::Templates::from_config(&cfg)?);
             let notifiers = notify::build_notifiers(&cfg, &templates)?;
             let cfg = Arc::new(cfg);
@@ -227,6 +232,12 @@ impl Running {
 /// Open the store, rebuild state, start workers and the HTTP server.
 pub async fn start(source: ConfigSource) -> Result<Running, AppError> {
     let (cfg, h) = source.load()?;
+    // First, before anything is opened: a bad certificate file is a startup error naming it.
+    let tls = cfg
+        .tls
+        .as_ref()
+        .map(http::listener::Tls::load)
+        .transpose()?;
     let metrics = Arc::new(Metrics::new());
     let store = Store::open_with_sync(
         &cfg.storage.path,
@@ -293,18 +304,17 @@ pub async fn start(source: ConfigSource) -> Result<Running, AppError> {
     let acks = spawn_ack_sweeper(app.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let router = http::router(app.clone());
-    let server = tokio::spawn(async move {
-        let svc = router.into_make_service_with_connect_info::<SocketAddr>();
-        if let Err(e) = axum::serve(listener, svc)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await
-        {
-            tracing::error!(error = %e, "HTTP server failed");
-        }
-    });
-    tracing::info!(%addr, external_url = %cfg.external_url(), "alert-router listening");
+    let server = tokio::spawn(http::listener::serve(
+        listener,
+        router,
+        cfg.server.clone(),
+        tls,
+        app.metrics.clone(),
+        async {
+            let _ = rx.await;
+        },
+    ));
+    tracing::info!(%addr, tls = cfg.tls.is_some(), external_url = %cfg.external_url(), "alert-router listening");
     Ok(Running {
         addr,
         app,

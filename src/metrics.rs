@@ -42,6 +42,7 @@ pub struct Metrics {
     pub alerts_suppressed: Gauge,
     pub store_failed: Gauge,
     pub groups_limited: Family<Labels, Counter>,
+    pub tls_reloads: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -77,6 +78,7 @@ impl Metrics {
             alerts_suppressed: Gauge::default(),
             store_failed: Gauge::default(),
             groups_limited: Family::default(),
+            tls_reloads: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -103,6 +105,11 @@ impl Metrics {
             "groups_limited",
             "Alerts that joined their route's overflow group because ingest.max_groups aggregation groups existed, by receiver",
             m.groups_limited.clone(),
+        );
+        registry.register(
+            "tls_certificate_reloads",
+            "Changed TLS certificate/key files seen by the listener, by result (a failure keeps the previous certificate)",
+            m.tls_reloads.clone(),
         );
         registry.register(
             "alerts_invalid",

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod apiv2;
 pub mod auth;
 pub mod ingest;
+pub mod listener;
 pub mod silences;
 
 use crate::App;
@@ -16,7 +17,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// A JSON error answer: `{"error": "..."}` with the given status.
 pub struct ApiError {
@@ -65,6 +65,7 @@ impl IntoResponse for ApiError {
 
 /// Build the whole router.
 pub fn router(app: Arc<App>) -> Router {
+    let request_timeout = app.config().server.request_timeout.0;
     let admin = Router::new()
         .route("/admin/v1/status", get(admin::status))
         .route("/admin/v1/alerts", get(admin::alerts))
@@ -121,9 +122,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics))
         .merge(admin)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+        // Bounds reading the body too: a client trickling it is cut off.
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(30),
+            request_timeout,
         ))
         .with_state(app)
 }

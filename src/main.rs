@@ -84,6 +84,9 @@ fn check_config(files: &[PathBuf]) -> ExitCode {
             );
             let integrations =
                 alert_router::notify::build_notifiers(&c, &templates).map_err(error)?;
+            if let Some(tls) = &c.tls {
+                alert_router::http::listener::Tls::load(tls).map_err(|e| error(e.to_string()))?;
+            }
             let t = alert_router::alert::now();
             for i in integrations {
                 let (receiver, rest) = i.key.rsplit_once('/').unwrap_or((&i.key, ""));

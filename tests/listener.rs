@@ -384,6 +384,17 @@ async fn bad_certificate_files_at_start_name_the_file() {
     ))
     .await;
     assert!(e.contains("key_file") && e.contains("other.key"), "{e}");
+    // check-config reads the files too.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_alert-router"))
+        .arg("check-config")
+        .arg(dir.path().join("alert-router.yml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && text.contains("other.key"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

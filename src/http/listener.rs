@@ -487,7 +487,26 @@ impl<I> FramingGuard<I> {
     }
 
     /// Follow the request stream over `data`; `Err` when a head has ambiguous framing.
-    fn inspect(&mut self, mut data: &[u8]) -> Result<(), &'static str> {
+    /// Each byte is looked at a bounded number of times, however the client splits it.
+    fn inspect(&mut self, data: &[u8]) -> Result<(), &'static str> {
+        let joined;
+        let mut data = data;
+        // A head begun in an earlier read: parse it once its end has arrived.
+        if let Framing::Head(buf) = &mut self.state {
+            if !buf.is_empty() {
+                let start = buf.len().saturating_sub(3);
+                buf.extend_from_slice(data);
+                if buf.len() > MAX_INSPECTED_HEAD {
+                    self.state = Framing::Off;
+                    return Ok(());
+                }
+                if !has_blank_line(&buf[start..]) {
+                    return Ok(());
+                }
+                joined = std::mem::take(buf);
+                data = &joined;
+            }
+        }
         while !data.is_empty() {
             match &mut self.state {
                 Framing::Off => return Ok(()),
@@ -500,61 +519,65 @@ impl<I> FramingGuard<I> {
                     }
                 }
                 Framing::Head(buf) => {
-                    let start = buf.len().saturating_sub(3);
-                    buf.extend_from_slice(data);
-                    data = &[];
-                    // Parse only once the head can be complete.
-                    let tail = &buf[start..];
-                    if !tail.windows(2).any(|w| w == b"\n\n")
-                        && !tail.windows(3).any(|w| w == b"\n\r\n")
-                    {
-                        if buf.len() > MAX_INSPECTED_HEAD {
-                            self.state = Framing::Off;
-                        }
-                        continue;
-                    }
                     let mut headers = [httparse::EMPTY_HEADER; 128];
                     let mut req = httparse::Request::new(&mut headers);
-                    let used = match req.parse(buf) {
+                    let parsed = if has_blank_line(data) {
+                        req.parse(data)
+                    } else {
+                        Ok(httparse::Status::Partial)
+                    };
+                    let used = match parsed {
                         Ok(httparse::Status::Complete(n)) => n,
-                        Ok(httparse::Status::Partial) => continue,
-                        Err(_) => {
+                        Ok(httparse::Status::Partial) if data.len() <= MAX_INSPECTED_HEAD => {
+                            buf.extend_from_slice(data);
+                            return Ok(());
+                        }
+                        // Too long or malformed: hyper refuses it.
+                        _ => {
                             self.state = Framing::Off;
                             return Ok(());
                         }
                     };
-                    let mut lengths = req
-                        .headers
-                        .iter()
-                        .filter(|h| h.name.eq_ignore_ascii_case("content-length"));
-                    let chunked = req
-                        .headers
-                        .iter()
-                        .any(|h| h.name.eq_ignore_ascii_case("transfer-encoding"));
-                    let length = lengths.next();
-                    let has_length = length.is_some();
-                    if chunked && has_length {
+                    let header = |name: &str| {
+                        req.headers
+                            .iter()
+                            .find(|h| h.name.eq_ignore_ascii_case(name))
+                    };
+                    let length = header("content-length");
+                    let chunked = header("transfer-encoding").is_some();
+                    if chunked && length.is_some() {
                         return Err("both Content-Length and Transfer-Encoding");
                     }
-                    let body = length
-                        .and_then(|h| std::str::from_utf8(h.value).ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok());
-                    let rest = buf.split_off(used);
+                    let body = length.map(|h| {
+                        std::str::from_utf8(h.value)
+                            .ok()
+                            .and_then(|v| v.trim().parse::<u64>().ok())
+                    });
                     self.state = match (chunked, body) {
-                        (true, _) => Framing::Off,
-                        (false, Some(n)) if n > 0 => Framing::Body(n),
-                        (false, None) if has_length => Framing::Off,
+                        // hyper frames chunked bodies; an invalid length it refuses.
+                        (true, _) | (false, Some(None)) => Framing::Off,
+                        (false, Some(Some(n))) if n > 0 => Framing::Body(n),
                         _ => Framing::Head(Vec::new()),
                     };
-                    // The bytes after the head belong to the body or the next request.
-                    if !rest.is_empty() {
-                        return self.inspect(&rest);
-                    }
+                    data = &data[used..];
                 }
             }
         }
         Ok(())
     }
+}
+
+/// Whether `bytes` hold the blank line that ends a request head: one pass that stops at
+/// the first, so that pipelined requests cost no rescans.
+fn has_blank_line(bytes: &[u8]) -> bool {
+    bytes.iter().enumerate().any(|(i, &b)| {
+        b == b'\n'
+            && match bytes.get(i + 1) {
+                Some(b'\n') => true,
+                Some(b'\r') => bytes.get(i + 2) == Some(&b'\n'),
+                _ => false,
+            }
+    })
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for FramingGuard<I> {
@@ -632,6 +655,17 @@ mod tests {
             assert!(g.inspect(std::slice::from_ref(b)).is_ok());
         }
         assert!(g.inspect(&[*last]).is_err());
+    }
+
+    #[test]
+    fn many_pipelined_requests_in_one_read() {
+        let mut g = guard();
+        let mut data = b"GET /-/healthy HTTP/1.1\r\n\r\n".repeat(20_000);
+        assert!(g.inspect(&data).is_ok());
+        data.extend_from_slice(
+            b"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        );
+        assert!(guard().inspect(&data).is_err());
     }
 
     #[test]

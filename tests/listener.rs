@@ -528,6 +528,7 @@ fn open_fds(pid: u32) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_connections_stay_bounded() {
     const MAX: usize = 500;
+    init();
     let router = RouterProc::start(&format!(
         "server:\n  max_connections: {MAX}\n  header_read_timeout: 2s\n{ROUTE}"
     ))

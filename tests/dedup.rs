@@ -232,7 +232,10 @@ async fn handed_over_resolves_are_announced_once() {
     );
     let v = wait_count(&app, 1).await;
     assert_eq!(v[0]["message"]["status"], "resolved");
-    assert_eq!(v[0]["message"]["notification_reason"], "all alerts resolved");
+    assert_eq!(
+        v[0]["message"]["notification_reason"],
+        "all alerts resolved"
+    );
     // the second replica's copy of the same webhook
     let mut replica = webhook(vec![gone]);
     replica["externalURL"] = "http://alertmanager-1.test:9093".into();
@@ -251,7 +254,11 @@ async fn handed_over_resolves_are_announced_once() {
     let v = wait_count(&app, 2).await;
     let names: Vec<&str> = v
         .iter()
-        .map(|n| n["message"]["groupLabels"]["alertname"].as_str().unwrap_or(""))
+        .map(|n| {
+            n["message"]["groupLabels"]["alertname"]
+                .as_str()
+                .unwrap_or("")
+        })
         .collect();
     assert_eq!(names, ["Failover", "Later"], "{v:#?}");
     app.stop().await;

@@ -30,6 +30,9 @@ pub fn sprintln(args: &[Value]) -> String {
     out
 }
 
+/// Largest width or precision a `*` argument may give (Go's `fmt` limit, 1e6).
+const MAX_STAR: u64 = 1_000_000;
+
 #[derive(Default, Clone, Copy)]
 struct Spec {
     minus: bool,
@@ -63,18 +66,27 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
             }
             chars.next();
         }
-        let num = |chars: &mut std::iter::Peekable<std::str::CharIndices>,
-                   next: &mut usize|
-         -> Option<usize> {
-            if chars.peek().map(|p| p.1) == Some('*') {
-                chars.next();
-                let v = match args.get(*next) {
-                    Some(Value::Int(i)) => usize::try_from(*i).ok(),
-                    _ => None,
-                };
-                *next += 1;
-                return v;
+        // `*`: the next argument, if it is an int within Go's ±1e6 (`None` otherwise,
+        // which Go reports as BADWIDTH / BADPREC); the argument is used up either way.
+        let star = |chars: &mut std::iter::Peekable<std::str::CharIndices>,
+                    next: &mut usize|
+         -> Option<Option<i64>> {
+            if chars.peek().map(|p| p.1) != Some('*') {
+                return None;
             }
+            chars.next();
+            let v = match args.get(*next) {
+                Some(Value::Int(i) | Value::Duration(i)) if i.unsigned_abs() <= MAX_STAR => {
+                    Some(*i)
+                }
+                _ => None,
+            };
+            if *next < args.len() {
+                *next += 1;
+            }
+            Some(v)
+        };
+        let num = |chars: &mut std::iter::Peekable<std::str::CharIndices>| -> Option<usize> {
             let mut n: Option<usize> = None;
             while let Some(&(_, d)) = chars.peek() {
                 match d.to_digit(10) {
@@ -92,10 +104,27 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
             }
             n
         };
-        s.width = num(&mut chars, &mut next);
+        match star(&mut chars, &mut next) {
+            Some(Some(w)) => {
+                if w < 0 {
+                    s.minus = true;
+                    s.zero = false;
+                }
+                s.width = usize::try_from(w.unsigned_abs()).ok();
+            }
+            Some(None) => out.push_str("%!(BADWIDTH)"),
+            None => s.width = num(&mut chars),
+        }
         if chars.peek().map(|p| p.1) == Some('.') {
             chars.next();
-            s.prec = Some(num(&mut chars, &mut next).unwrap_or(0));
+            s.prec = match star(&mut chars, &mut next) {
+                Some(Some(p)) if p >= 0 => usize::try_from(p).ok(),
+                Some(_) => {
+                    out.push_str("%!(BADPREC)");
+                    None
+                }
+                None => Some(num(&mut chars).unwrap_or(0)),
+            };
         }
         let Some((_, verb)) = chars.next() else {
             out.push_str("%!(NOVERB)");
@@ -489,6 +518,26 @@ mod tests {
 
     fn s(x: &str) -> Value {
         Value::from(x)
+    }
+
+    /// `*` width and precision come from an argument; Go refuses beyond ±1e6 instead of
+    /// padding (a huge one used to try to allocate that many bytes and abort).
+    #[test]
+    fn star_width_and_precision_are_bounded_like_go() {
+        let i = Value::Int;
+        assert_eq!(sprintf("%*d|", &[i(4), i(7)]), "   7|");
+        assert_eq!(sprintf("%*d|", &[i(-4), i(7)]), "7   |");
+        assert_eq!(sprintf("%.*f", &[i(2), Value::Float(1.0)]), "1.00");
+        assert_eq!(sprintf("%*d", &[i(i64::MAX), i(1)]), "%!(BADWIDTH)1");
+        assert_eq!(sprintf("%*d", &[i(1_000_001), i(1)]), "%!(BADWIDTH)1");
+        assert_eq!(sprintf("%*d", &[s("x"), i(1)]), "%!(BADWIDTH)1");
+        assert_eq!(
+            sprintf("%.*f", &[i(i64::MAX), Value::Float(1.0)]),
+            "%!(BADPREC)1.000000"
+        );
+        assert_eq!(sprintf("%.*d", &[i(-1), i(1)]), "%!(BADPREC)1");
+        assert_eq!(sprintf("%*d", &[]), "%!(BADWIDTH)%!d(MISSING)");
+        assert_eq!(sprintf("%*d", &[i(1_000_000), i(1)]).len(), 1_000_000);
     }
 
     #[test]

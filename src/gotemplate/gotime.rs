@@ -696,14 +696,28 @@ pub fn duration_method(d: i64, name: &str, args: &[Value]) -> Option<Result<Valu
             if m <= 0 {
                 return Ok(Value::Duration(d));
             }
-            let mut r = d % m;
-            if name == "Round" && r.abs() * 2 >= m {
-                r -= m * d.signum();
-            }
-            Ok(Value::Duration(d - r))
+            Ok(Value::Duration(if name == "Round" {
+                round_duration(d, m)
+            } else {
+                d - d % m
+            }))
         }),
         _ => return None,
     })
+}
+
+/// Go's `Duration.Round` for `m > 0`: halfway rounds away from zero, and a result
+/// beyond the range saturates at the largest or smallest duration.
+fn round_duration(d: i64, m: i64) -> i64 {
+    let r = d % m;
+    let truncated = d - r;
+    if r.unsigned_abs() * 2 < m.unsigned_abs() {
+        truncated
+    } else if d < 0 {
+        truncated.checked_sub(m).unwrap_or(i64::MIN)
+    } else {
+        truncated.checked_add(m).unwrap_or(i64::MAX)
+    }
 }
 
 /// `t` shown in the IANA zone `name` (`tz`, `In`): `UTC`, `Local` (this process runs
@@ -731,6 +745,41 @@ mod tests {
 
     fn t(s: &str) -> GoTime {
         GoTime::parse_rfc3339(s).expect("time")
+    }
+
+    /// Go's `Duration.Round`/`Truncate`, including results out of range (which used to
+    /// overflow: a panic in debug builds, a wrapped value in release).
+    #[test]
+    fn duration_round_and_truncate_like_go() {
+        let round = |d: i64, m: i64| duration_method(d, "Round", &[Value::Int(m)]);
+        let trunc = |d: i64, m: i64| duration_method(d, "Truncate", &[Value::Int(m)]);
+        let dur = |v: Option<Result<Value, String>>| match v {
+            Some(Ok(Value::Duration(d))) => d,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(dur(round(1_500, 1_000)), 2_000);
+        assert_eq!(dur(round(1_499, 1_000)), 1_000);
+        assert_eq!(dur(round(-1_500, 1_000)), -2_000);
+        assert_eq!(dur(round(-1_499, 1_000)), -1_000);
+        assert_eq!(dur(round(7, 0)), 7);
+        assert_eq!(dur(trunc(-1_999, 1_000)), -1_000);
+        // m larger than d: rounds up to m (r * 2 overflowed i64 here)
+        assert_eq!(
+            dur(round(5_000_000_000_000_000_000, 6_000_000_000_000_000_000)),
+            6_000_000_000_000_000_000
+        );
+        // out of range: Go's maxDuration / minDuration
+        assert_eq!(
+            dur(round(9_000_000_000_000_000_000, 6_000_000_000_000_000_000)),
+            i64::MAX
+        );
+        assert_eq!(
+            dur(round(-9_000_000_000_000_000_000, 6_000_000_000_000_000_000)),
+            i64::MIN
+        );
+        assert_eq!(dur(round(i64::MAX, i64::MAX)), i64::MAX);
+        assert_eq!(dur(round(i64::MIN, i64::MAX)), -i64::MAX);
+        assert_eq!(dur(trunc(i64::MIN, i64::MAX)), -i64::MAX);
     }
 
     #[test]

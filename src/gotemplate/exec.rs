@@ -18,6 +18,9 @@ pub const MAX_TEMPLATE_DEPTH: usize = 100;
 pub const MAX_OUTPUT: usize = 4 << 20;
 /// Node evaluations per render (bounds `range` over huge integers and the like).
 const MAX_STEPS: u64 = 5_000_000;
+/// Values nested deeper than this are an error: `list`, `dict` or `append` in a loop
+/// could otherwise nest one deep enough to overflow the stack printing or dropping it.
+pub const MAX_VALUE_DEPTH: usize = 100;
 
 enum Flow {
     Normal,
@@ -85,8 +88,8 @@ impl<'a> Exec<'a> {
     /// Run `body` with `data` as dot and `$`.
     pub fn run(&mut self, body: &[Node], data: &Value) -> Result<(), Error> {
         self.vars = vec![("$".to_string(), data.clone())];
-        match self.list(body, data) {
-            Ok(_) => Ok(()),
+        match self.list(body, data).and_then(|_| self.step()) {
+            Ok(()) => Ok(()),
             Err(Fail::Done(e)) => Err(*e),
             Err(Fail::Msg(m)) => Err(self.error(0, 0, m)),
         }
@@ -218,26 +221,38 @@ impl<'a> Exec<'a> {
     fn range(&mut self, c: &Control, dot: &Value) -> R<Flow> {
         let mark = self.vars.len();
         let v = self.pipeline(&c.pipe, dot, false)?;
-        let items: Vec<(Value, Value)> = match &v {
-            Value::List(l) => l
-                .items
-                .iter()
-                .enumerate()
-                .map(|(i, e)| (Value::Int(i as i64), e.clone()))
-                .collect(),
-            Value::Map(m) => m
-                .entries
-                .iter()
-                .map(|(k, e)| (Value::from(k.as_str()), e.clone()))
-                .collect(),
+        // Integers are counted lazily (a range over 4 999 999 holds no 5-million-element list).
+        type Items = Box<dyn Iterator<Item = (Value, Value)>>;
+        let (len, items): (usize, Items) = match &v {
+            Value::List(l) => {
+                let items: Vec<(Value, Value)> = l
+                    .items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| (Value::Int(i as i64), e.clone()))
+                    .collect();
+                (items.len(), Box::new(items.into_iter()))
+            }
+            Value::Map(m) => {
+                let items: Vec<(Value, Value)> = m
+                    .entries
+                    .iter()
+                    .map(|(k, e)| (Value::from(k.as_str()), e.clone()))
+                    .collect();
+                (items.len(), Box::new(items.into_iter()))
+            }
             Value::Int(n) => {
                 if *n > MAX_STEPS as i64 {
                     let r = Err(Fail::Msg(format!("range over {n} exceeds the work limit")));
                     return self.at(c.pipe.pos, c.pipe.end, r);
                 }
-                (0..*n).map(|i| (Value::Int(i), Value::Int(i))).collect()
+                let n = *n;
+                (
+                    usize::try_from(n).unwrap_or(0),
+                    Box::new((0..n).map(|i| (Value::Int(i), Value::Int(i)))),
+                )
             }
-            Value::Nil | Value::NoValue => Vec::new(),
+            Value::Nil | Value::NoValue => (0, Box::new(std::iter::empty())),
             other => {
                 let r = Err(Fail::Msg(format!(
                     "range can't iterate over {}",
@@ -246,7 +261,7 @@ impl<'a> Exec<'a> {
                 return self.at(c.pipe.pos, c.pipe.end, r);
             }
         };
-        if items.is_empty() {
+        if len == 0 {
             let r = match &c.else_list {
                 Some(e) => self.list(e, dot),
                 None => Ok(Flow::Normal),
@@ -256,6 +271,11 @@ impl<'a> Exec<'a> {
         }
         let int_range = matches!(v, Value::Int(_));
         for (k, e) in items {
+            // every iteration counts, so nested loops with empty bodies end too
+            if let Err(f) = self.step() {
+                self.vars.truncate(mark);
+                return self.at(c.pipe.pos, c.pipe.end, Err(f));
+            }
             self.vars.truncate(mark);
             match c.pipe.decl.as_slice() {
                 [one] => self.set_var(
@@ -478,8 +498,35 @@ impl<'a> Exec<'a> {
             _ => {
                 let vals = self.args(args, fin, dot)?;
                 funcs::call(self.set, name, &vals)
+                    .and_then(|v| self.account(&vals, v))
                     .map_err(|e| Fail::Msg(format!("error calling {name}: {e}")))
             }
         }
+    }
+
+    /// Bound what a function built: its nesting, the length of a string result, and
+    /// the work it took — the strings it read and wrote and the elements it copied are
+    /// charged to the step budget, so a loop of `append` or of string doubling ends with
+    /// an error instead of running for hours.
+    fn account(&mut self, args: &[Value], v: Value) -> Result<Value, String> {
+        if v.depth() > MAX_VALUE_DEPTH {
+            return Err(format!("value nested deeper than {MAX_VALUE_DEPTH} levels"));
+        }
+        if v.as_str().is_some_and(|s| s.len() > MAX_OUTPUT) {
+            return Err(format!("result larger than {MAX_OUTPUT} bytes"));
+        }
+        let bytes: usize = args
+            .iter()
+            .chain(std::iter::once(&v))
+            .filter_map(Value::as_str)
+            .map(str::len)
+            .sum();
+        let items = match &v {
+            Value::List(l) => l.items.len(),
+            Value::Map(m) => m.entries.len(),
+            _ => 0,
+        };
+        self.steps += (bytes / 1024 + items / 4) as u64;
+        Ok(v)
     }
 }

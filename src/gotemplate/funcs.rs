@@ -524,6 +524,9 @@ fn humanize_duration(v: &Value) -> Result<String, String> {
 /// `json.Marshal` as Go writes it: struct fields in declaration order, map keys
 /// sorted, `<`, `>`, `&`, U+2028 and U+2029 escaped.
 pub fn write_json(v: &Value, out: &mut String) {
+    if out.len() > value::MAX_PRINT {
+        return;
+    }
     match v {
         Value::Map(m) => {
             out.push('{');

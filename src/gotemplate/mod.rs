@@ -11,7 +11,10 @@
 //!
 //! Differences from Go, all deliberate: nested `{{template}}` calls stop at
 //! [`exec::MAX_TEMPLATE_DEPTH`] (Go: 100 000) and parse nesting at 200 levels, so a
-//! template can never overflow the stack; output is capped at 4 MiB.
+//! template can never overflow the stack; output and every string a function returns
+//! are capped at 4 MiB, values a template builds (`list`, `dict`, `append`) nest at most
+//! [`exec::MAX_VALUE_DEPTH`] levels, and a render has a work budget (nodes evaluated,
+//! `range` iterations, bytes and elements functions copy) so no loop runs for long.
 
 pub mod am;
 mod exec;

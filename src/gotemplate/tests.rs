@@ -531,6 +531,76 @@ fn recursion_is_an_error_not_a_crash() {
     assert!(err(&t).contains("exceeded maximum template depth"));
 }
 
+/// Run `f` on a thread with a 2 MiB stack (a worker thread's), failing after 60 s.
+fn on_small_stack(src: &'static str) -> Result<String, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let _ = tx.send(render(src).map_err(|e| e.to_string()));
+        })
+        .unwrap();
+    rx.recv_timeout(std::time::Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("{src:?} still running after 60 s"))
+}
+
+/// Found by tests/properties.rs: values a template builds in a loop are bounded. Nested
+/// 200 000 deep, `list $x` overflowed the stack when printed, serialised or dropped; a
+/// list holding itself twice per round prints as 2^40 elements; `append` in a loop and
+/// empty nested ranges ran for hours.
+#[test]
+fn template_built_values_and_loops_are_bounded() {
+    let cases: [(&'static str, Result<&str, &str>); 10] = [
+        (
+            "{{ $x := list }}{{ range 200000 }}{{ $x = list $x }}{{ end }}{{ toJson $x }}",
+            Err("value nested deeper than 100 levels"),
+        ),
+        (
+            "{{ $x := dict }}{{ range 200000 }}{{ $x = dict \"a\" $x }}{{ end }}",
+            Err("value nested deeper than 100 levels"),
+        ),
+        (
+            "{{ $x := list }}{{ range 99 }}{{ $x = list $x }}{{ end }}{{ len $x }}",
+            Ok("1"),
+        ),
+        (
+            "{{ $x := list 1 2 }}{{ range 40 }}{{ $x = list $x $x }}{{ end }}{{ $x }}",
+            Err("output larger than"),
+        ),
+        (
+            "{{ $x := list 1 2 }}{{ range 40 }}{{ $x = list $x $x }}{{ end }}{{ toJson $x | len }}",
+            Err("result larger than"),
+        ),
+        (
+            "{{ $x := list }}{{ range 1000000 }}{{ $x = append $x 1 }}{{ end }}{{ len $x }}",
+            Err("work limit"),
+        ),
+        (
+            "{{ $x := list }}{{ range 5000 }}{{ $x = append $x 1 }}{{ end }}{{ len $x }}",
+            Ok("5000"),
+        ),
+        (
+            "{{ $x := \"ab\" }}{{ range 64 }}{{ $x = printf \"%s%s\" $x $x }}{{ end }}{{ len $x }}",
+            Err("result larger than"),
+        ),
+        (
+            "{{ range 4999999 }}{{ range 4999999 }}{{ end }}{{ end }}",
+            Err("work limit"),
+        ),
+        (
+            "{{ printf \"%*d\" 9223372036854775807 1 }}",
+            Ok("%!(BADWIDTH)1"),
+        ),
+    ];
+    for (src, want) in cases {
+        match (on_small_stack(src), want) {
+            (Ok(got), Ok(want)) => assert_eq!(got, want, "{src}"),
+            (Err(got), Err(want)) => assert!(got.contains(want), "{src}: {got}"),
+            (got, want) => panic!("{src}: got {got:?}, want {want:?}"),
+        }
+    }
+}
+
 #[test]
 fn later_files_replace_defines_and_blank_ones_do_not() {
     let mut s = am::default_set().unwrap();

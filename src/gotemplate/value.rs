@@ -31,6 +31,7 @@ pub enum Value {
 pub struct List {
     pub ty: &'static str,
     pub items: Vec<Value>,
+    depth: usize,
 }
 
 /// A map with string keys (iterated in key order, as Go's `range` and `fmt` do).
@@ -40,6 +41,7 @@ pub struct Map {
     /// `map[string]string`-like: a missing key reads as `""` instead of `<no value>`.
     pub string_values: bool,
     pub entries: BTreeMap<String, Value>,
+    depth: usize,
 }
 
 /// A struct with named fields, in declaration order (for printing).
@@ -47,7 +49,12 @@ pub struct Map {
 pub struct Struct {
     pub ty: &'static str,
     pub fields: Vec<(&'static str, Value)>,
+    depth: usize,
 }
+
+/// Printing ([`Value::write_go`], `toJson`) stops past this many bytes: more than the
+/// executor's output limit, so a cut-short print always ends in its "too large" error.
+pub const MAX_PRINT: usize = super::exec::MAX_OUTPUT + 1;
 
 /// Go type names of the untyped containers.
 pub const ANY_LIST: &str = "[]interface {}";
@@ -80,7 +87,8 @@ impl From<i64> for Value {
 
 impl Value {
     pub fn list(ty: &'static str, items: Vec<Value>) -> Value {
-        Value::List(Arc::new(List { ty, items }))
+        let depth = 1 + items.iter().map(Value::depth).max().unwrap_or(0);
+        Value::List(Arc::new(List { ty, items, depth }))
     }
 
     pub fn strings<I: IntoIterator<Item = S>, S: Into<Value>>(items: I) -> Value {
@@ -88,15 +96,29 @@ impl Value {
     }
 
     pub fn map(ty: &'static str, string_values: bool, entries: BTreeMap<String, Value>) -> Value {
+        let depth = 1 + entries.values().map(Value::depth).max().unwrap_or(0);
         Value::Map(Arc::new(Map {
             ty,
             string_values,
             entries,
+            depth,
         }))
     }
 
     pub fn structure(ty: &'static str, fields: Vec<(&'static str, Value)>) -> Value {
-        Value::Struct(Arc::new(Struct { ty, fields }))
+        let depth = 1 + fields.iter().map(|(_, v)| v.depth()).max().unwrap_or(0);
+        Value::Struct(Arc::new(Struct { ty, fields, depth }))
+    }
+
+    /// Nesting depth: 0 for a basic value, 1 + the deepest element for a container
+    /// (known when it is built, so this is O(1)).
+    pub fn depth(&self) -> usize {
+        match self {
+            Value::List(l) => l.depth,
+            Value::Map(m) => m.depth,
+            Value::Struct(s) => s.depth,
+            _ => 0,
+        }
     }
 
     /// The Go type name (`%T`).
@@ -145,8 +167,13 @@ impl Value {
     }
 
     /// Append the `%v` form; `top` is false inside containers (where nil prints `<nil>`
-    /// and a `<no value>` also prints as `<nil>`, as in Go).
+    /// and a `<no value>` also prints as `<nil>`, as in Go). Stops early once `out` is
+    /// longer than [`MAX_PRINT`] (containers can share elements, so a small value can
+    /// print as exabytes; the executor refuses output that long anyway).
     pub fn write_go(&self, out: &mut String, top: bool) {
+        if out.len() > MAX_PRINT {
+            return;
+        }
         match self {
             Value::Nil => out.push_str("<nil>"),
             Value::NoValue => out.push_str(if top { "<no value>" } else { "<nil>" }),

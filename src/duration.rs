@@ -19,10 +19,11 @@ pub struct DurationError {
     input: String,
 }
 
-/// Longest accepted duration: 100 years.
-const MAX_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
+/// Longest accepted duration, in milliseconds: 100 years.
+pub const MAX_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
 
-const UNITS: [(&str, u64); 7] = [
+/// The units, largest first, with their length in milliseconds (`y` = 365 days).
+pub const UNITS: [(&str, u64); 7] = [
     ("y", 365 * 24 * 3600 * 1000),
     ("w", 7 * 24 * 3600 * 1000),
     ("d", 24 * 3600 * 1000),

@@ -197,6 +197,9 @@ pub fn methods(recv: &Value, name: &str, args: &[Value]) -> Option<Result<Value,
         }
         (Value::List(l), "Join") if l.ty == STRING_LIST => Some(match args {
             [Value::Str(sep)] => {
+                if let Err(e) = funcs::check_join_len(recv, sep) {
+                    return Some(Err(e));
+                }
                 let parts: Vec<String> = l.items.iter().map(Value::to_go_string).collect();
                 Ok(Value::from(parts.join(sep)))
             }

@@ -174,6 +174,7 @@ pub fn call(set: &Set, name: &str, args: &[Value]) -> Result<Value, String> {
         "join" => {
             arity(args, 2)?;
             let sep = s(0)?;
+            check_join_len(&args[1], sep)?;
             let items = string_list(&args[1])?;
             Value::from(items.join(sep))
         }
@@ -185,7 +186,7 @@ pub fn call(set: &Set, name: &str, args: &[Value]) -> Result<Value, String> {
         "reReplaceAll" => {
             arity(args, 3)?;
             let re = regex::Regex::new(s(0)?).map_err(|e| e.to_string())?;
-            Value::from(re.replace_all(s(2)?, s(1)?).into_owned())
+            Value::from(replace_all_bounded(&re, s(2)?, s(1)?)?)
         }
         "urlUnescape" => {
             arity(args, 1)?;
@@ -281,6 +282,53 @@ pub fn call(set: &Set, name: &str, args: &[Value]) -> Result<Value, String> {
         }
         _ => return Err(format!("function {name:?} not defined")),
     })
+}
+
+/// Longest string a function may build: the executor's output limit. Checked before
+/// building where one input repeated many times could make the result huge (a result
+/// over it is an error anyway, but building it first could exhaust memory).
+const MAX_RESULT: usize = super::exec::MAX_OUTPUT;
+
+fn too_large() -> String {
+    format!("result larger than {MAX_RESULT} bytes")
+}
+
+/// Refuse to join a list of strings whose result would be longer than [`MAX_RESULT`].
+pub(crate) fn check_join_len(list: &Value, sep: &str) -> Result<(), String> {
+    let Value::List(l) = list else {
+        return Ok(());
+    };
+    let seps = sep.len().saturating_mul(l.items.len().saturating_sub(1));
+    let total = l
+        .items
+        .iter()
+        .filter_map(Value::as_str)
+        .fold(seps, |n, s| n.saturating_add(s.len()));
+    if total > MAX_RESULT {
+        return Err(too_large());
+    }
+    Ok(())
+}
+
+/// `regexp.ReplaceAllString`, refused once the result would pass [`MAX_RESULT`]: every
+/// match repeats the replacement, whose `$0`/`$1` expansions repeat the match again.
+fn replace_all_bounded(re: &regex::Regex, text: &str, repl: &str) -> Result<String, String> {
+    let dollars = repl.matches('$').count();
+    let mut out = String::new();
+    let mut last = 0;
+    for caps in re.captures_iter(text) {
+        let Some(m) = caps.get(0) else { continue };
+        // an expansion is at most the replacement plus one copy of the match per `$`
+        let most = repl.len().saturating_add(dollars.saturating_mul(m.len()));
+        if (out.len() + (m.start() - last)).saturating_add(most) > MAX_RESULT {
+            return Err(too_large());
+        }
+        out.push_str(text.get(last..m.start()).unwrap_or(""));
+        caps.expand(repl, &mut out);
+        last = m.end();
+    }
+    out.push_str(text.get(last..).unwrap_or(""));
+    Ok(out)
 }
 
 fn string_list(v: &Value) -> Result<Vec<String>, String> {

@@ -50,6 +50,10 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
     let mut next = 0usize;
     let mut chars = format.char_indices().peekable();
     while let Some((_, c)) = chars.next() {
+        if out.len() > super::value::MAX_PRINT {
+            // past the output limit: the caller refuses the result, stop building it
+            return out;
+        }
         if c != '%' {
             out.push(c);
             continue;

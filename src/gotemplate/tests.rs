@@ -550,7 +550,7 @@ fn on_small_stack(src: &'static str) -> Result<String, String> {
 /// empty nested ranges ran for hours.
 #[test]
 fn template_built_values_and_loops_are_bounded() {
-    let cases: [(&'static str, Result<&str, &str>); 10] = [
+    let cases: [(&'static str, Result<&str, &str>); 14] = [
         (
             "{{ $x := list }}{{ range 200000 }}{{ $x = list $x }}{{ end }}{{ toJson $x }}",
             Err("value nested deeper than 100 levels"),
@@ -590,6 +590,23 @@ fn template_built_values_and_loops_are_bounded() {
         (
             "{{ printf \"%*d\" 9223372036854775807 1 }}",
             Ok("%!(BADWIDTH)1"),
+        ),
+        // one replacement per match, each repeating a 1 MB string: 10^11 bytes
+        (
+            "{{ reReplaceAll \"\" (printf \"%100000s\" \"\") (printf \"%1000000s\" \"\") }}",
+            Err("result larger than"),
+        ),
+        (
+            "{{ reReplaceAll \"b+\" \"[$0]\" \"abbc\" }}",
+            Ok("a[bb]c"),
+        ),
+        (
+            "{{ $x := printf \"%1000000s\" \"\" }}{{ join $x (stringSlice $x $x $x $x $x) }}",
+            Err("result larger than"),
+        ),
+        (
+            "{{ $x := printf \"%1000000s\" \"\" }}{{ printf \"%s%s%s%s%s%s%s%s\" $x $x $x $x $x $x $x $x 1 2 3 | len }}",
+            Err("result larger than"),
         ),
     ];
     for (src, want) in cases {

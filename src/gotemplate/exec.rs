@@ -21,6 +21,8 @@ const MAX_STEPS: u64 = 5_000_000;
 /// Values nested deeper than this are an error: `list`, `dict` or `append` in a loop
 /// could otherwise nest one deep enough to overflow the stack printing or dropping it.
 pub const MAX_VALUE_DEPTH: usize = 100;
+/// Work steps one compile of a regular expression costs (a cached pattern costs none).
+const REGEX_STEPS: u64 = 5_000;
 
 enum Flow {
     Normal,
@@ -49,6 +51,7 @@ pub(crate) struct Exec<'a> {
     vars: Vec<(String, Value)>,
     depth: usize,
     steps: u64,
+    regexes: funcs::Regexes,
     src: Arc<Source>,
     tname: String,
     /// HTML output: printed values are HTML-escaped unless the pipeline ends with
@@ -79,6 +82,7 @@ impl<'a> Exec<'a> {
             vars: Vec::new(),
             depth: 0,
             steps: 0,
+            regexes: funcs::Regexes::default(),
             src,
             tname: tname.to_string(),
             html: false,
@@ -497,7 +501,7 @@ impl<'a> Exec<'a> {
             }
             _ => {
                 let vals = self.args(args, fin, dot)?;
-                funcs::call(self.set, name, &vals)
+                funcs::call(self.set, &mut self.regexes, name, &vals)
                     .and_then(|v| self.account(&vals, v))
                     .map_err(|e| Fail::Msg(format!("error calling {name}: {e}")))
             }
@@ -527,6 +531,7 @@ impl<'a> Exec<'a> {
             _ => 0,
         };
         self.steps += (bytes / 1024 + items / 4) as u64;
+        self.steps += std::mem::take(&mut self.regexes.compiled) * REGEX_STEPS;
         Ok(v)
     }
 }

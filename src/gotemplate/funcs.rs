@@ -8,7 +8,7 @@ use super::printf;
 use super::value::{self, Value};
 use super::Set;
 use base64::Engine as _;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Names of Go's builtin functions.
 pub const BUILTINS: [&str; 19] = [
@@ -89,8 +89,42 @@ fn int_arg(v: &Value) -> Result<i64, String> {
     }
 }
 
+/// The regular expressions a render compiled (`match`, `reReplaceAll`), by pattern: a
+/// template uses a few patterns, often once per alert. Compiles are counted so the
+/// executor can charge them to the render's work budget (a loop compiling a large
+/// pattern every time ran for hours).
+#[derive(Default)]
+pub struct Regexes {
+    cache: HashMap<String, regex::Regex>,
+    /// Compiles since the executor last took the count.
+    pub compiled: u64,
+}
+
+/// Compiled size allowed for a template's regular expression (the `regex` crate's default
+/// is 10 MB): bounds what one compile costs.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// Distinct patterns kept per render.
+const REGEX_CACHE: usize = 256;
+
+impl Regexes {
+    fn get(&mut self, pattern: &str) -> Result<regex::Regex, String> {
+        if let Some(re) = self.cache.get(pattern) {
+            return Ok(re.clone());
+        }
+        self.compiled += 1;
+        let re = regex::RegexBuilder::new(pattern)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .build()
+            .map_err(|e| e.to_string())?;
+        if self.cache.len() < REGEX_CACHE {
+            self.cache.insert(pattern.to_string(), re.clone());
+        }
+        Ok(re)
+    }
+}
+
 /// Call a function by name (`and`/`or` excepted) with evaluated arguments.
-pub fn call(set: &Set, name: &str, args: &[Value]) -> Result<Value, String> {
+pub fn call(set: &Set, regexes: &mut Regexes, name: &str, args: &[Value]) -> Result<Value, String> {
     if !BUILTINS.contains(&name) && !set.funcs.contains(&name) {
         return Err(format!("function {name:?} not defined"));
     }
@@ -180,12 +214,12 @@ pub fn call(set: &Set, name: &str, args: &[Value]) -> Result<Value, String> {
         }
         "match" => {
             arity(args, 2)?;
-            let re = regex::Regex::new(s(0)?).map_err(|e| e.to_string())?;
+            let re = regexes.get(s(0)?)?;
             Value::Bool(re.is_match(s(1)?))
         }
         "reReplaceAll" => {
             arity(args, 3)?;
-            let re = regex::Regex::new(s(0)?).map_err(|e| e.to_string())?;
+            let re = regexes.get(s(0)?)?;
             Value::from(replace_all_bounded(&re, s(2)?, s(1)?)?)
         }
         "urlUnescape" => {

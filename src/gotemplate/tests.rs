@@ -550,7 +550,7 @@ fn on_small_stack(src: &'static str) -> Result<String, String> {
 /// empty nested ranges ran for hours.
 #[test]
 fn template_built_values_and_loops_are_bounded() {
-    let cases: [(&'static str, Result<&str, &str>); 14] = [
+    let cases: [(&'static str, Result<&str, &str>); 16] = [
         (
             "{{ $x := list }}{{ range 200000 }}{{ $x = list $x }}{{ end }}{{ toJson $x }}",
             Err("value nested deeper than 100 levels"),
@@ -599,6 +599,15 @@ fn template_built_values_and_loops_are_bounded() {
         (
             "{{ reReplaceAll \"b+\" \"[$0]\" \"abbc\" }}",
             Ok("a[bb]c"),
+        ),
+        // a pattern compiled afresh 2 million times; the same small one is compiled once
+        (
+            "{{ range $i := 2000000 }}{{ match (printf \"(a|b){1,100}%d\" $i) \"ab\" }}{{ end }}",
+            Err("work limit"),
+        ),
+        (
+            "{{ range 20000 }}{{ if match \"^a+$\" \"aa\" }}{{ end }}{{ end }}ok",
+            Ok("ok"),
         ),
         (
             "{{ $x := printf \"%1000000s\" \"\" }}{{ join $x (stringSlice $x $x $x $x $x) }}",

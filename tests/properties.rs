@@ -1562,6 +1562,8 @@ fn runaway_go_templates_are_bounded() {
         "{{ reReplaceAll \"\" (printf \"%100000s\" \"\") (printf \"%1000000s\" \"\") }}".to_string(),
         "{{ $x := printf \"%1000000s\" \"\" }}{{ join $x (stringSlice $x $x $x $x $x) }}".to_string(),
         "{{ $x := printf \"%1000000s\" \"\" }}{{ .CommonLabels.Values.Join $x }}".to_string(),
+        "{{ range 2000 }}{{ match \"(a|b|c){1,1000}x\" \"abc\" }}{{ end }}".to_string(),
+        "{{ range $i := 2000000 }}{{ match (printf \"(a|b){1,100}%d\" $i) \"ab\" }}{{ end }}".to_string(),
         "{{ $x := \"a\" }}{{ range 40 }}{{ $x = join \"\" (list $x $x) }}{{ end }}{{ len $x }}".to_string(),
         "{{ ((index .Alerts 0).StartsAt.Sub (toDate \"2006\" \"1850\")).Round 6000000000000000000 }}".to_string(),
         "{{ ((index .Alerts 0).StartsAt.Sub (toDate \"2006\" \"1850\")).Truncate 6000000000000000000 }}".to_string(),

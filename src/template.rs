@@ -65,9 +65,14 @@ impl Default for Templates {
     }
 }
 
+/// Instructions one Jinja render may run (MiniJinja's fuel): nested loops over huge ranges
+/// stop with an error instead of running for hours. Of the order of the Go engine's budget.
+const JINJA_FUEL: u64 = 5_000_000;
+
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
+    env.set_fuel(Some(JINJA_FUEL));
     // Label values are untrusted: `{{ labels.x | slack_escape }}` keeps them from
     // triggering Slack mentions or links in user templates.
     env.add_filter("slack_escape", |s: String| slack_escape(&s));
@@ -709,6 +714,31 @@ mod tests {
             ends_at: crate::alert::ZERO_TIME.into(),
             generator_url: String::new(),
         }
+    }
+
+    /// Each Jinja render has a fuel budget: 10^10 loop iterations stop with an error.
+    #[test]
+    fn jinja_runaway_loops_run_out_of_fuel() {
+        let t = Templates::jinja();
+        let m = msg(vec![alert("Disk", "a", Status::Firing)]);
+        let started = std::time::Instant::now();
+        let e = t
+            .render(
+                "{% for x in range(100000) %}{% for y in range(100000) %}{% endfor %}{% endfor %}",
+                &m,
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("fuel"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+        // an ordinary template is far from the budget
+        assert_eq!(
+            t.render(
+                "{% for a in alerts %}{{ a.labels.instance }}{% endfor %}",
+                &m
+            )
+            .unwrap(),
+            "a"
+        );
     }
 
     #[test]

@@ -626,7 +626,7 @@ impl Dispatcher {
                 .min(),
             (None, None) => return false,
         };
-        since.is_none_or(|s| a.ends_at.is_some_and(|e| e > s))
+        owed_since(since, a)
     }
 
     fn update_gauges(&mut self) {
@@ -757,6 +757,15 @@ impl Dispatcher {
         }
         self.update_gauges();
     }
+}
+
+/// Whether a stored resolved alert is owed by a group that last flushed at `since` (or
+/// that no flush has seen yet, `None`): it ended after that flush, or its resolve was
+/// reported after it. A resolve arrives late as a rule (an upstream Alertmanager sends it
+/// up to its own `group_interval` after the end), so its end alone may predate a flush that
+/// still saw the alert firing.
+fn owed_since(since: Option<OffsetDateTime>, a: &Alert) -> bool {
+    since.is_none_or(|s| a.ends_at.is_some_and(|e| e > s) || a.updated_at > s)
 }
 
 /// Alerts decoded per step of a rebuild.
@@ -1024,4 +1033,45 @@ fn flush_group(
         ));
     }
     Ok(purge)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{Fingerprint, LabelSet, Targets};
+
+    /// A resolved alert that ended `ended` minutes and was reported `reported` minutes
+    /// after `t0`.
+    fn resolved(t0: OffsetDateTime, ended: i64, reported: i64) -> Alert {
+        let min = time::Duration::minutes;
+        Alert {
+            fingerprint: Fingerprint(1),
+            labels: LabelSet::new(),
+            annotations: LabelSet::new(),
+            starts_at: t0,
+            ends_at: Some(t0 + min(ended)),
+            generator_url: String::new(),
+            updated_at: t0 + min(reported),
+            received_at: t0,
+            targets: Targets::default(),
+            timeout: false,
+        }
+    }
+
+    /// Which stored resolved alerts a restart puts back into a group flushed at minute 10.
+    #[test]
+    fn a_resolve_reported_after_the_last_flush_is_still_owed() {
+        let t0 = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+        let flush = Some(t0 + time::Duration::minutes(10));
+        assert!(!owed_since(flush, &resolved(t0, 5, 6)), "announced already");
+        assert!(
+            owed_since(flush, &resolved(t0, 12, 12)),
+            "ended after the flush"
+        );
+        assert!(
+            owed_since(flush, &resolved(t0, 5, 11)),
+            "ended before the flush that saw it firing, reported after it"
+        );
+        assert!(owed_since(None, &resolved(t0, 5, 6)), "no flush yet");
+    }
 }

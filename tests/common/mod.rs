@@ -230,6 +230,8 @@ pub struct Received {
     pub path: String,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The status the server answered (or is answering, after its delay) with.
+    pub status: u16,
 }
 
 impl Received {
@@ -278,9 +280,16 @@ impl Reply {
 
 type Check = Arc<dyn Fn(&Received) -> Result<(), String> + Send + Sync>;
 
+/// The serving task of a [`MockServer`] and the switch that shuts it down.
+type Serving = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+);
+
 /// A local HTTP server standing in for a chat API: records every request (any method), answers from a
 /// script (then with the default reply), and runs `check` on each body — a failed check
-/// answers 400 and is recorded in `violations`.
+/// answers 400 and is recorded in `violations`. [`MockServer::stop`] and
+/// [`MockServer::restart`] take it down (connections refused) and back up on the same port.
 #[derive(Clone)]
 pub struct MockServer {
     pub addr: std::net::SocketAddr,
@@ -288,6 +297,8 @@ pub struct MockServer {
     pub script: Arc<Mutex<std::collections::VecDeque<Reply>>>,
     pub default_reply: Arc<Mutex<Reply>>,
     pub violations: Arc<Mutex<Vec<String>>>,
+    check: Option<Check>,
+    serving: Arc<Mutex<Option<Serving>>>,
 }
 
 impl MockServer {
@@ -298,27 +309,35 @@ impl MockServer {
             script: Arc::default(),
             default_reply: Arc::new(Mutex::new(default_reply)),
             violations: Arc::default(),
+            check,
+            serving: Arc::default(),
         };
-        let state = m.clone();
-        let check = check.clone();
+        let addr = m.listen().await;
+        MockServer { addr, ..m }
+    }
+
+    /// Serve on `self.addr`; returns the address bound.
+    async fn listen(&self) -> std::net::SocketAddr {
+        let state = self.clone();
         let app = axum::Router::new().fallback(any(
             move |method: axum::http::Method,
                   uri: axum::http::Uri,
                   headers: HeaderMap,
                   body: Bytes| {
                 let state = state.clone();
-                let check = check.clone();
                 async move {
-                    let r = Received {
+                    let mut r = Received {
                         at: Instant::now(),
                         method,
                         path: uri.to_string(),
                         headers,
                         body,
+                        status: 0,
                     };
-                    let violation = check.as_ref().and_then(|c| c(&r).err());
-                    state.received.lock().unwrap().push(r);
+                    let violation = state.check.as_ref().and_then(|c| c(&r).err());
                     if let Some(v) = violation {
+                        r.status = 400;
+                        state.received.lock().unwrap().push(r);
                         state.violations.lock().unwrap().push(v.clone());
                         return (StatusCode::BAD_REQUEST, HeaderMap::new(), v);
                     }
@@ -328,6 +347,8 @@ impl MockServer {
                         .unwrap()
                         .pop_front()
                         .unwrap_or_else(|| state.default_reply.lock().unwrap().clone());
+                    r.status = reply.status;
+                    state.received.lock().unwrap().push(r);
                     if !reply.delay.is_zero() {
                         tokio::time::sleep(reply.delay).await;
                     }
@@ -342,14 +363,35 @@ impl MockServer {
                 }
             },
         ));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind(self.addr)
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await;
         });
-        MockServer { addr, ..m }
+        *self.serving.lock().unwrap() = Some((tx, task));
+        addr
+    }
+
+    /// Stop serving: finish the requests in flight, close every connection and the
+    /// listener, so that clients get "connection refused" until [`MockServer::restart`].
+    pub async fn stop(&self) {
+        let serving = self.serving.lock().unwrap().take();
+        if let Some((tx, task)) = serving {
+            let _ = tx.send(());
+            let _ = task.await;
+        }
+    }
+
+    /// Serve again on the same port, keeping what was received.
+    pub async fn restart(&self) {
+        self.listen().await;
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -454,4 +496,122 @@ pub async fn wait_count(app: &TestApp, n: usize) -> Vec<Value> {
         (v.len() >= n).then_some(v)
     })
     .await
+}
+
+// --- Webhook notifications as a destination sees them (crash and outage tests) ---
+
+/// One alert of a webhook notification, as far as "same message or not" goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertContent {
+    pub status: String,
+    pub starts_at: time::OffsetDateTime,
+    /// `None` for Go's zero time (a firing alert).
+    pub ends_at: Option<time::OffsetDateTime>,
+}
+
+/// A webhook notification's status and its alerts by label set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationContent {
+    pub status: String,
+    pub alerts:
+        std::collections::BTreeMap<std::collections::BTreeMap<String, String>, AlertContent>,
+}
+
+/// Parse an RFC 3339 time as the router prints it.
+pub fn parse_time(s: &str) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("time {s:?}: {e}"))
+}
+
+impl NotificationContent {
+    /// The content of an Alertmanager webhook (v4) body.
+    pub fn of(body: &Value) -> NotificationContent {
+        let alerts = body["alerts"]
+            .as_array()
+            .expect("alerts")
+            .iter()
+            .map(|a| {
+                let ends = a["endsAt"].as_str().expect("endsAt");
+                (
+                    label_map(&a["labels"]),
+                    AlertContent {
+                        status: a["status"].as_str().expect("status").to_string(),
+                        starts_at: parse_time(a["startsAt"].as_str().expect("startsAt")),
+                        ends_at: (ends != alert_router::alert::ZERO_TIME).then(|| parse_time(ends)),
+                    },
+                )
+            })
+            .collect();
+        NotificationContent {
+            status: body["status"].as_str().expect("status").to_string(),
+            alerts,
+        }
+    }
+
+    /// Why `self` (received after `prev`, same group) carries an older state of one of
+    /// its alerts than `prev` did, if it does: an earlier `startsAt`, firing again with
+    /// the same `startsAt` after a resolve, or an earlier end.
+    pub fn backwards_from(&self, prev: &NotificationContent) -> Option<String> {
+        for (labels, a) in &self.alerts {
+            let Some(p) = prev.alerts.get(labels) else {
+                continue;
+            };
+            let older = a.starts_at < p.starts_at
+                || (a.starts_at == p.starts_at
+                    && ((p.status == "resolved" && a.status == "firing")
+                        || (a.status == "resolved"
+                            && p.status == "resolved"
+                            && a.ends_at < p.ends_at)));
+            if older {
+                return Some(format!("{labels:?}: {p:?} then {a:?}"));
+            }
+        }
+        None
+    }
+}
+
+/// The webhook notifications a sink received, per value of the group label `label`
+/// (from `groupLabels`), in arrival order, with the status the sink answered.
+pub fn notifications_by_group(
+    reqs: &[Received],
+    label: &str,
+) -> std::collections::BTreeMap<String, Vec<(Received, NotificationContent)>> {
+    let mut out: std::collections::BTreeMap<String, Vec<_>> = Default::default();
+    for r in reqs {
+        let body = r.json();
+        let group = body["groupLabels"][label]
+            .as_str()
+            .unwrap_or_else(|| panic!("groupLabels.{label} missing: {body}"))
+            .to_string();
+        out.entry(group)
+            .or_default()
+            .push((r.clone(), NotificationContent::of(&body)));
+    }
+    out
+}
+
+/// GET `path` of the router at `base` as JSON (admin endpoints answer loopback clients).
+pub async fn get_json_at(client: &reqwest::Client, base: &str, path: &str) -> Value {
+    let r = client
+        .get(format!("{base}{path}"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    assert!(r.status().is_success(), "GET {path}: {}", r.status());
+    r.json().await.expect("json")
+}
+
+/// Open notifications (`pending` or `failed`) of the router at `base`.
+pub async fn open_notifications(client: &reqwest::Client, base: &str) -> Vec<Value> {
+    let mut open = Vec::new();
+    for state in ["pending", "failed"] {
+        let v = get_json_at(
+            client,
+            base,
+            &format!("/admin/v1/notifications?limit=10000&state={state}"),
+        )
+        .await;
+        open.extend(v.as_array().cloned().unwrap_or_default());
+    }
+    open
 }

@@ -180,13 +180,38 @@ impl RouterProc {
 
     /// [`RouterProc::spawn`] with another `--log-level`.
     pub async fn spawn_logging(config: &std::path::Path, port: u16, level: &str) -> RouterProc {
+        RouterProc::spawn_with(config, port, level, Stdio::inherit()).await
+    }
+
+    /// [`RouterProc::spawn_logging`] appending its log (stderr) to `log`, a file kept
+    /// across restarts.
+    pub async fn spawn_log_file(
+        config: &std::path::Path,
+        port: u16,
+        level: &str,
+        log: &std::path::Path,
+    ) -> RouterProc {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("open router log");
+        RouterProc::spawn_with(config, port, level, Stdio::from(file)).await
+    }
+
+    async fn spawn_with(
+        config: &std::path::Path,
+        port: u16,
+        level: &str,
+        stderr: Stdio,
+    ) -> RouterProc {
         let child = Command::new(env!("CARGO_BIN_EXE_alert-router"))
             .arg("--config")
             .arg(config)
             .arg("--log-level")
             .arg(level)
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn alert-router");
         let base = format!("http://127.0.0.1:{port}");
@@ -214,6 +239,12 @@ impl RouterProc {
         let mut p = RouterProc::spawn_logging(&cfg, port, "error").await;
         p.dir = Some(dir);
         p
+    }
+
+    /// `kill -9`, and wait until the process is gone.
+    pub fn kill9(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("wait");
     }
 
     /// SIGTERM, then wait for a clean exit.

@@ -382,7 +382,7 @@ async fn kill_9_under_load_loses_nothing_and_duplicates_at_most_once_per_crash()
          - {{url: '{}', send_resolved: true}}\n",
         sink.url("/hook")
     );
-    let cfg = router_config_file(dir.path(), &yaml, port);
+    let cfg = write_config(dir.path(), &yaml, port);
     let spawn = || {
         let (cfg, log) = (cfg.clone(), log.clone());
         async move {
@@ -620,7 +620,7 @@ async fn late_resolve_is_announced_after_a_restart() {
          - {{url: '{}', send_resolved: true}}\n",
         sink.url("/hook")
     );
-    let cfg = router_config_file(dir.path(), &yaml, port);
+    let cfg = write_config(dir.path(), &yaml, port);
     let p = RouterProc::spawn(&cfg, port).await;
     let client = reqwest::Client::new();
     let post = |body: Value| {

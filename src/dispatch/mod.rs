@@ -1055,6 +1055,7 @@ mod tests {
             received_at: t0,
             targets: Targets::default(),
             timeout: false,
+            handoff: false,
         }
     }
 

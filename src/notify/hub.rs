@@ -227,6 +227,7 @@ impl Hub {
             stop: stop_rx,
             unmerged: true,
             refs: HashMap::new(),
+            unrecorded: HashMap::new(),
         };
         let join = tokio::spawn(worker.run());
         lock(&self.workers).insert(

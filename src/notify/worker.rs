@@ -95,6 +95,9 @@ impl Queued {
 /// limit has that many slots free: a fast destination is not held to one request at a time.
 const MAX_IN_FLIGHT: usize = 16;
 
+/// Pending record writes a worker remembers before it forgets those already done.
+const MAX_UNRECORDED: usize = 1024;
+
 /// What a worker delivers with. A reload swaps it in place: the worker keeps its queue and,
 /// unless the rate limit changed, its limiter state (a reload never floods a destination).
 pub(crate) struct Settings {
@@ -131,6 +134,10 @@ pub(crate) struct Worker {
     pub unmerged: bool,
     /// Message references this worker wrote (the store may not show them yet).
     pub refs: HashMap<Vec<u8>, MessageRef>,
+    /// Per group, the write of its last recorded attempt, until it is known to be written:
+    /// a group's next notification is sent only after that, so a crash repeats at most the
+    /// one notification per group that was in flight.
+    pub unrecorded: HashMap<String, crate::store::Written>,
 }
 
 /// Exponential backoff (×1.5 from `initial`, capped at `max`) with ±50 % jitter.
@@ -234,6 +241,10 @@ impl Worker {
                 let Some(q) = self.queue.remove(pos) else {
                     break;
                 };
+                if let Some(written) = self.unrecorded.remove(&q.group_key) {
+                    // written to the OS, not synced: enough against a crash of the process
+                    let _ = written.await;
+                }
                 groups.insert(q.group_key.clone());
                 let mut n = match self.load(q.id) {
                     Ok(Some(n)) => n,
@@ -387,11 +398,26 @@ impl Worker {
             }
         }
         let again = (n.state == DeliveryState::Failed).then(|| Queued::of(&n));
+        let group = n.group_key.clone();
         commit
             .dispatch
             .push(DispatchOp::PutNotification(Box::new(n)));
-        if let Err(e) = self.store.commit_nowait(commit) {
-            tracing::error!(worker = %self.key, error = %e, "cannot record delivery state");
+        match self.store.commit_nowait(commit) {
+            Ok(written) => {
+                if self.unrecorded.len() >= MAX_UNRECORDED {
+                    // forget the writes already done (groups that sent nothing since)
+                    self.unrecorded.retain(|_, w| {
+                        matches!(
+                            w.try_recv(),
+                            Err(tokio::sync::oneshot::error::TryRecvError::Empty)
+                        )
+                    });
+                }
+                self.unrecorded.insert(group, written);
+            }
+            Err(e) => {
+                tracing::error!(worker = %self.key, error = %e, "cannot record delivery state")
+            }
         }
         (wait, again)
     }

@@ -309,6 +309,9 @@ struct Job {
     reply: oneshot::Sender<Result<(), StoreError>>,
 }
 
+/// Answers once a [`Store::commit_nowait`] commit is written (or failed).
+pub type Written = oneshot::Receiver<Result<(), StoreError>>;
+
 /// Handle to the store; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -512,9 +515,11 @@ impl Store {
     /// Queue `commit` without waiting for its flush (delivery bookkeeping: a delivery
     /// worker must not stall behind ingest flushes). Jobs are applied in the order they
     /// are queued, so later states of a notification never get overwritten by earlier ones.
-    /// Failures are logged by the writer.
-    pub fn commit_nowait(&self, commit: Commit) -> Result<(), StoreError> {
-        let (reply, _) = oneshot::channel(); // nobody waits: the writer sees it closed
+    /// Failures are logged by the writer. The receiver answers once the commit is written
+    /// (to the operating system: it survives a crash of the process; `storage.sync` does
+    /// not wait for its `fsync`, see [`fsync`]); dropping it is fine.
+    pub fn commit_nowait(&self, commit: Commit) -> Result<Written, StoreError> {
+        let (reply, written) = oneshot::channel();
         self.tx
             .send(Job {
                 commit,
@@ -522,7 +527,8 @@ impl Store {
                 waited: false,
                 reply,
             })
-            .map_err(|_| StoreError::Closed)
+            .map_err(|_| StoreError::Closed)?;
+        Ok(written)
     }
 
     async fn send(&self, commit: Commit, ingest: bool) -> Result<(), StoreError> {

@@ -190,13 +190,16 @@ async fn alerts_groups_and_metrics_views() {
         .await,
         400
     );
+    // A with its two firing alerts; B holds the resolve an Alertmanager handed over
     let groups = wait_for(Duration::from_secs(5), "group view", || async {
         let g = app.get_json("/admin/v1/groups").await;
-        (g.as_array().unwrap().len() == 1).then_some(g)
+        (g.as_array().unwrap().len() == 2).then_some(g)
     })
     .await;
     assert_eq!(groups[0]["groupKey"], "{}:{alertname=\"A\"}");
     assert_eq!(groups[0]["firing"], 2);
+    assert_eq!(groups[1]["groupKey"], "{}:{alertname=\"B\"}");
+    assert_eq!(groups[1]["resolved"], 1);
     let m = wait_for(Duration::from_secs(5), "gauges", || async {
         let m = reqwest::get(app.url("/metrics"))
             .await
@@ -210,7 +213,7 @@ async fn alerts_groups_and_metrics_views() {
     for name in [
         "alert_router_alerts_received_total{status=\"firing\"} 2",
         "alert_router_alerts_received_total{status=\"resolved\"} 1",
-        "alert_router_aggregation_groups 1",
+        "alert_router_aggregation_groups 2",
         "alert_router_ingest_ack_latency_seconds_bucket",
     ] {
         assert!(m.contains(name), "missing {name} in\n{m}");

@@ -34,6 +34,17 @@ use tokio::sync::oneshot;
 pub enum StoreError {
     #[error("storage error: {0}")]
     Sled(#[from] sled::Error),
+    /// Another process (or a handle of this one that did not close) holds the directory.
+    #[error(
+        "{} is in use by another alert-router (its lock was not released within {}s); \
+         two routers cannot share one storage.path",
+        path.display(),
+        waited.as_secs()
+    )]
+    Locked {
+        path: std::path::PathBuf,
+        waited: std::time::Duration,
+    },
     /// A file operation of ours failed (the `fsync`s of `storage.sync`).
     #[error("storage I/O error on {}: {err}", path.display())]
     Io {
@@ -353,6 +364,42 @@ fn decode<T: for<'de> Deserialize<'de>>(tree: &'static str, b: &[u8]) -> Result<
     })
 }
 
+/// How long opening waits for the directory's lock: sled's background threads of a handle
+/// just closed in this process (an in-process restart) release it a moment after the
+/// handle is dropped. Another process holding it is reported after this wait.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Open sled at `path`, waiting up to `wait` ([`LOCK_WAIT`] in production) for its lock.
+fn open_sled(
+    path: &Path,
+    cache_mb: u64,
+    wait: std::time::Duration,
+) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let opened = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_mb * 1024 * 1024)
+            .flush_every_ms(Some(1000))
+            .open();
+        match opened {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                return Err(StoreError::Locked {
+                    path: path.to_path_buf(),
+                    waited: wait,
+                });
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 impl Store {
     /// Open (or create) the store at `path` with the default `storage.sync` mode
     /// ([`SyncMode::Batch`]) and start its writer thread.
@@ -382,11 +429,7 @@ impl Store {
         sync: SyncMode,
     ) -> Result<Store, StoreError> {
         let opened = std::time::Instant::now();
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_mb * 1024 * 1024)
-            .flush_every_ms(Some(1000))
-            .open()?;
+        let db = open_sled(path, cache_mb, LOCK_WAIT)?;
         let meta = db.open_tree(keys::TREE_META)?;
         let schema = match meta.get(keys::SCHEMA_KEY)? {
             Some(v) => {
@@ -1255,6 +1298,22 @@ pub(crate) mod tests {
         assert!(store.failure().is_none());
         assert!(store.alert(alert(1).fingerprint).unwrap().is_some());
         store.ingest(vec![alert(4)], |_| {}).await.unwrap();
+    }
+
+    /// A directory held by another handle is refused with an error that says so, after
+    /// the bounded wait.
+    #[test]
+    fn a_held_directory_is_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = open_sled(dir.path(), 8, LOCK_WAIT).unwrap();
+        let started = std::time::Instant::now();
+        let e = open_sled(dir.path(), 8, std::time::Duration::from_millis(200)).unwrap_err();
+        assert!(started.elapsed() >= std::time::Duration::from_millis(200));
+        assert!(matches!(e, StoreError::Locked { .. }), "{e:?}");
+        assert!(
+            e.to_string().contains("in use by another alert-router"),
+            "{e}"
+        );
     }
 
     #[tokio::test]

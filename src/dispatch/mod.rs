@@ -37,6 +37,12 @@ const GAUGE_PERIOD: Duration = Duration::from_secs(5);
 /// How often ended sources are dropped from the inhibition index.
 const INHIBIT_PRUNE_PERIOD: Duration = Duration::from_secs(60);
 
+/// Most groups one flush commit carries. When thousands come due at once (a storm, a
+/// restart), their notifications are written and handed to the workers in chunks, so
+/// delivery starts after the first chunk instead of after the last, and the store writer
+/// and the workers run side by side; alerts arriving meanwhile are taken between chunks.
+const FLUSH_CHUNK: usize = 256;
+
 fn read(i: &RwLock<Inhibitor>) -> std::sync::RwLockReadGuard<'_, Inhibitor> {
     i.read().unwrap_or_else(|p| p.into_inner())
 }
@@ -674,13 +680,15 @@ impl Dispatcher {
         v
     }
 
-    /// Flush every group whose deadline has passed, with one durable commit for all.
+    /// Flush the groups whose deadline has passed, at most [`FLUSH_CHUNK`] of them, with
+    /// one durable commit for all; the run loop comes back at once for the rest.
     async fn flush_due(&mut self) {
         let t = now();
         let due: Vec<(OffsetDateTime, String)> = self
             .timers
             .iter()
             .take_while(|(d, _)| *d <= t)
+            .take(FLUSH_CHUNK)
             .cloned()
             .collect();
         if due.is_empty() {
@@ -755,7 +763,12 @@ impl Dispatcher {
                 self.timers.insert((g.next_flush, id.clone()));
             }
         }
-        self.update_gauges();
+        if due.len() < FLUSH_CHUNK {
+            self.update_gauges();
+        } else {
+            // more chunks follow at once: the gauges (a walk over every alert) wait for them
+            self.gauges_dirty = true;
+        }
     }
 }
 

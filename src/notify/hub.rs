@@ -166,9 +166,10 @@ impl Hub {
         }
         left.queue
             .into_iter()
-            .filter_map(|q| match left.merged.remove(&q.id) {
-                Some(n) => Some(n),
-                None => self.store.notification(q.id).ok().flatten(),
+            .filter_map(|q| match (left.merged.remove(&q.id), q.body) {
+                (Some(n), _) => Some(n),
+                (None, Some(n)) => Some(*n),
+                (None, None) => self.store.notification(q.id).ok().flatten(),
             })
             .filter(|n| n.state.is_open())
             .collect()
@@ -247,15 +248,22 @@ impl Hub {
     /// the store forever. Returns whether a worker took it.
     pub fn enqueue(&self, n: Notification) -> bool {
         let key = n.worker_key();
-        {
+        let n = {
             let workers = lock(&self.workers);
-            if let Some(w) = workers.get(&key) {
-                lock(&w.status).queue_depth += 1;
-                if w.tx.send(Queued::of(&n)).is_ok() {
-                    return true;
+            match workers.get(&key) {
+                Some(w) => {
+                    lock(&w.status).queue_depth += 1;
+                    match w.tx.send(Queued::with_body(n)) {
+                        Ok(()) => return true,
+                        Err(back) => match back.0.body {
+                            Some(n) => *n,
+                            None => return false,
+                        },
+                    }
                 }
+                None => n,
             }
-        }
+        };
         tracing::warn!(worker = %key, id = n.id, "no delivery worker for this integration; dead letter");
         let commit = Commit {
             dispatch: vec![DispatchOp::PutNotification(Box::new(dead_letter(n)))],

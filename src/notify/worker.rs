@@ -9,7 +9,10 @@ use crate::alert::{now, Digest, Status};
 use crate::config::{DeliveryConfig, RateLimit};
 use crate::metrics::{integration_labels, Labels, Metrics};
 use crate::notify::Notifier;
-use crate::store::{Commit, DeliveryState, DispatchOp, MessageRef, Notification, Store};
+use crate::store::{
+    Commit, DeliveryRecord, DeliveryState, DispatchOp, MessageRef, Notification, Store,
+};
+use futures::stream::{FuturesUnordered, StreamExt};
 use rand::Rng;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -62,9 +65,10 @@ pub(crate) fn depth_labels(labels: &[(&'static str, String)], index: usize) -> L
     labels
 }
 
-/// What a worker's queue holds. The full notification (with its alert snapshot) stays in
-/// the store and is read back just before each attempt, so a long backlog behind a slow
-/// rate limit costs little memory.
+/// What a worker's queue holds: the id, and on arrival the notification itself. The worker
+/// keeps up to [`MAX_BODIES`] notifications in memory; the others stay in the store and are
+/// read back just before their attempt, so a long backlog behind a slow rate limit costs
+/// little memory while a burst to a fast destination is not read back one by one.
 #[derive(Debug, Clone)]
 pub(crate) struct Queued {
     pub id: u64,
@@ -73,6 +77,8 @@ pub(crate) struct Queued {
     /// Not a test send and not a digest: may be merged into a newer notification of its
     /// group, or carried by a digest.
     pub foldable: bool,
+    /// The notification as stored, when the sender had it at hand (taken by the worker).
+    pub body: Option<Box<Notification>>,
 }
 
 impl Queued {
@@ -82,7 +88,15 @@ impl Queued {
             group_key: n.group_key.clone(),
             attempts: n.attempts,
             foldable: !n.test && n.message.digest.is_none(),
+            body: None,
         }
+    }
+
+    /// Queue `n`, carrying it along (it has just been stored as it is).
+    pub fn with_body(n: Notification) -> Self {
+        let mut q = Queued::of(&n);
+        q.body = Some(Box::new(n));
+        q
     }
 
     /// Not tried yet and foldable (a retrying notification keeps its place).
@@ -91,12 +105,27 @@ impl Queued {
     }
 }
 
-/// Most notifications (of different groups) one worker sends at once, when its rate
-/// limit has that many slots free: a fast destination is not held to one request at a time.
-const MAX_IN_FLIGHT: usize = 16;
+/// Most notifications (of different groups) one worker has in flight at once, when its
+/// rate limit has that many slots free: a fast destination is not held to one request at
+/// a time, and a finished attempt makes room for the next at once.
+const MAX_IN_FLIGHT: usize = 32;
+
+/// A finished attempt: the notification, what the destination said, how long it took.
+pub(crate) struct Done {
+    n: Notification,
+    result: Result<super::Delivered, NotifyError>,
+    edits: bool,
+    elapsed: Duration,
+}
+
+/// One attempt in flight.
+type Attempt = futures::future::BoxFuture<'static, Done>;
 
 /// Pending record writes a worker remembers before it forgets those already done.
 const MAX_UNRECORDED: usize = 1024;
+
+/// Queued notifications a worker holds in memory (beyond them, ids only).
+const MAX_BODIES: usize = 4096;
 
 /// What a worker delivers with. A reload swaps it in place: the worker keeps its queue and,
 /// unless the rate limit changed, its limiter state (a reload never floods a destination).
@@ -123,7 +152,8 @@ pub(crate) struct Worker {
     pub limiter: Limiter,
     pub queue: VecDeque<Queued>,
     pub rx: mpsc::UnboundedReceiver<Queued>,
-    /// Notifications changed by a merge whose stored copy may not be written yet.
+    /// Notifications held in memory: as queued (up to [`MAX_BODIES`]), or changed by a
+    /// merge whose stored copy may not be written yet.
     pub merged: HashMap<u64, Notification>,
     pub store: Store,
     pub metrics: Arc<Metrics>,
@@ -176,141 +206,179 @@ impl Worker {
     async fn serve(&mut self) {
         let labels = integration_labels(&self.status_receiver(), self.current.notifier.kind());
         self.publish_depth(&labels);
+        // Attempts in flight (at most MAX_IN_FLIGHT, one per group, so a group's
+        // notifications still go out in order); a finished one frees its slot at once.
+        let mut inflight: FuturesUnordered<Attempt> = FuturesUnordered::new();
+        let mut busy: HashSet<String> = HashSet::new();
+        // After a failure: the backoff (or the destination's Retry-After) before the next start.
+        let mut paused_until: Option<tokio::time::Instant> = None;
+        // The hub dropped its sender: deliver what is queued, then end.
+        let mut closed = false;
         loop {
-            if *self.stop.borrow() {
+            // stopped, or the hub is gone (a dropped sender would wake every select at once)
+            if *self.stop.borrow() || self.stop.has_changed().is_err() {
+                // Whatever is in flight is finished and recorded first.
+                while let Some(done) = inflight.next().await {
+                    self.finish(done, &mut busy, &labels);
+                }
                 return;
             }
             self.refresh_settings();
-            while let Ok(n) = self.rx.try_recv() {
-                self.queue.push_back(n);
-                self.unmerged = true;
+            while let Ok(q) = self.rx.try_recv() {
+                self.accept(q);
             }
-            if self.queue.is_empty() {
-                tokio::select! {
-                    n = self.rx.recv() => match n {
-                        Some(n) => {
-                            self.queue.push_back(n);
-                            self.unmerged = true;
+            if let Some(until) = paused_until {
+                if tokio::time::Instant::now() < until {
+                    tokio::select! {
+                        Some(done) = inflight.next(), if !inflight.is_empty() => {
+                            paused_until = paused_until.max(self.finish(done, &mut busy, &labels));
                         }
-                        None => return,
-                    },
-                    _ = self.stop.changed() => return,
-                }
-                continue;
-            }
-            // Wait for a send slot; while waiting, fold queued notifications of the same
-            // group together (also those that arrive during the wait).
-            let mut limited = false;
-            while let Some(wait) = self.limiter.try_acquire() {
-                if !limited {
-                    limited = true;
-                    self.metrics.rate_limited_waits.get_or_create(&labels).inc();
-                    lock(&self.status).rate_limited = true;
-                }
-                self.merge_overflow(&labels);
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {},
-                    _ = self.stop.changed() => return,
-                    // A reload may change the rate limit: ask the new limiter.
-                    _ = self.settings.changed() => self.refresh_settings(),
-                }
-            }
-            if limited {
-                self.merge_overflow(&labels);
-                self.digest_storm(&labels);
-                lock(&self.status).rate_limited = false;
-            }
-            // The head of the queue, plus — while the limiter has slots right now — up to
-            // MAX_IN_FLIGHT notifications of other groups, sent concurrently. One per group,
-            // so a group's notifications still go out in order.
-            let mut batch: Vec<(Notification, Option<String>)> = Vec::new();
-            let mut groups: HashSet<String> = HashSet::new();
-            let notifier = self.current.notifier.clone();
-            let edits = notifier.updates_messages();
-            let mut load_failed = false;
-            while let Some(pos) = self
-                .queue
-                .iter()
-                .position(|q| !groups.contains(&q.group_key))
-            {
-                let first = batch.is_empty() && groups.is_empty();
-                if !first && (batch.len() >= MAX_IN_FLIGHT || self.limiter.try_acquire().is_some())
-                {
-                    break;
-                }
-                let Some(q) = self.queue.remove(pos) else {
-                    break;
-                };
-                if let Some(written) = self.unrecorded.remove(&q.group_key) {
-                    // written to the OS, not synced: enough against a crash of the process
-                    let _ = written.await;
-                }
-                groups.insert(q.group_key.clone());
-                let mut n = match self.load(q.id) {
-                    Ok(Some(n)) => n,
-                    // deleted meanwhile (retention): nothing to deliver
-                    Ok(None) => continue,
-                    Err(e) => {
-                        tracing::error!(worker = %self.key, id = q.id, error = %e, "cannot read queued notification; retrying");
-                        self.queue.push_front(q);
-                        load_failed = true;
-                        break;
+                        _ = tokio::time::sleep_until(until) => paused_until = None,
+                        _ = self.stop.changed() => {},
                     }
-                };
-                // Replayed, merged or finished through the admin API meanwhile.
-                if !n.state.is_open() {
                     continue;
                 }
-                // the stored record may lag behind our own unflushed updates
-                n.attempts = n.attempts.max(q.attempts);
-                let edit = if edits {
-                    self.message_to_edit(&n)
-                } else {
-                    None
-                };
-                batch.push((n, edit));
+                paused_until = None;
             }
-            if batch.is_empty() {
-                self.publish_depth(&labels);
-                if load_failed {
+            let startable = inflight.len() < MAX_IN_FLIGHT
+                && self.queue.iter().any(|q| !busy.contains(&q.group_key));
+            if !startable {
+                if inflight.is_empty() {
+                    // nothing queued: wait for work
                     tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {},
-                        _ = self.stop.changed() => return,
+                        q = self.rx.recv() => match q {
+                            Some(q) => self.accept(q),
+                            None => return,
+                        },
+                        _ = self.stop.changed() => {},
+                    }
+                } else {
+                    tokio::select! {
+                        Some(done) = inflight.next() => {
+                            paused_until = paused_until.max(self.finish(done, &mut busy, &labels));
+                        }
+                        q = self.rx.recv(), if !closed => match q {
+                            Some(q) => self.accept(q),
+                            None => closed = true,
+                        },
+                        _ = self.stop.changed() => {},
                     }
                 }
                 continue;
             }
-            let started = std::time::Instant::now();
-            let results = futures::future::join_all(
-                batch
-                    .iter()
-                    .map(|(n, edit)| notifier.send(n, edit.as_deref())),
-            )
-            .await;
-            let elapsed = started.elapsed().as_secs_f64();
-            let mut wait: Option<Duration> = None;
-            let mut retry = Vec::new();
-            for ((n, _), result) in batch.into_iter().zip(results) {
-                self.metrics
-                    .delivery_latency
-                    .get_or_create(&labels)
-                    .observe(elapsed);
-                let (w, again) = self.record(n, result, edits, &labels);
-                wait = wait.max(w);
-                retry.extend(again);
-            }
-            // Retries keep their place at the head, in their original order.
-            for q in retry.into_iter().rev() {
-                self.queue.push_front(q);
-            }
-            self.publish_depth(&labels);
-            if let Some(w) = wait {
-                tokio::select! {
-                    _ = tokio::time::sleep(w) => {},
-                    _ = self.stop.changed() => return,
+            if let Some(wait) = self.limiter.try_acquire() {
+                if inflight.is_empty() {
+                    // Rate limited with nothing in flight: wait for a send slot, folding
+                    // queued notifications of the same group together meanwhile.
+                    if !self.wait_for_slot(wait, &labels).await {
+                        continue;
+                    }
+                } else {
+                    tokio::select! {
+                        Some(done) = inflight.next() => {
+                            paused_until = paused_until.max(self.finish(done, &mut busy, &labels));
+                        }
+                        _ = tokio::time::sleep(wait) => {},
+                        _ = self.stop.changed() => {},
+                    }
+                    continue;
                 }
             }
+            // A send slot is ours: start the first queued notification of an idle group.
+            let Some(pos) = self.queue.iter().position(|q| !busy.contains(&q.group_key)) else {
+                continue;
+            };
+            let Some(q) = self.queue.remove(pos) else {
+                continue;
+            };
+            if let Some(written) = self.unrecorded.remove(&q.group_key) {
+                // written to the OS, not synced: enough against a crash of the process
+                let _ = written.await;
+            }
+            let mut n = match self.load(q.id) {
+                Ok(Some(n)) => n,
+                // deleted meanwhile (retention): nothing to deliver
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::error!(worker = %self.key, id = q.id, error = %e, "cannot read queued notification; retrying");
+                    self.queue.push_front(q);
+                    paused_until = Some(tokio::time::Instant::now() + Duration::from_secs(1));
+                    continue;
+                }
+            };
+            // Replayed, merged or finished through the admin API meanwhile.
+            if !n.state.is_open() {
+                continue;
+            }
+            // the stored record may lag behind our own unflushed updates
+            n.attempts = n.attempts.max(q.attempts);
+            let notifier = self.current.notifier.clone();
+            let edits = notifier.updates_messages();
+            let edit = if edits {
+                self.message_to_edit(&n)
+            } else {
+                None
+            };
+            busy.insert(q.group_key);
+            self.publish_depth(&labels);
+            inflight.push(Box::pin(async move {
+                let started = std::time::Instant::now();
+                let result = notifier.send(&n, edit.as_deref()).await;
+                Done {
+                    n,
+                    result,
+                    edits,
+                    elapsed: started.elapsed(),
+                }
+            }));
         }
+    }
+
+    /// Rate limited: wait until the limiter grants a slot, merging and digesting what
+    /// waits meanwhile. False when stopped or reconfigured before a slot was granted.
+    async fn wait_for_slot(
+        &mut self,
+        first: Duration,
+        labels: &Vec<(&'static str, String)>,
+    ) -> bool {
+        self.metrics.rate_limited_waits.get_or_create(labels).inc();
+        lock(&self.status).rate_limited = true;
+        let mut wait = Some(first);
+        while let Some(w) = wait {
+            self.merge_overflow(labels);
+            tokio::select! {
+                _ = tokio::time::sleep(w) => {},
+                _ = self.stop.changed() => return false,
+                // A reload may change the rate limit: ask the new limiter.
+                _ = self.settings.changed() => self.refresh_settings(),
+            }
+            wait = self.limiter.try_acquire();
+        }
+        self.merge_overflow(labels);
+        self.digest_storm(labels);
+        lock(&self.status).rate_limited = false;
+        true
+    }
+
+    /// Record a finished attempt; returns until when to pause before the next start.
+    fn finish(
+        &mut self,
+        done: Done,
+        busy: &mut HashSet<String>,
+        labels: &Vec<(&'static str, String)>,
+    ) -> Option<tokio::time::Instant> {
+        self.metrics
+            .delivery_latency
+            .get_or_create(labels)
+            .observe(done.elapsed.as_secs_f64());
+        busy.remove(&done.n.group_key);
+        let (wait, again) = self.record(done.n, done.result, done.edits, labels);
+        // A retry keeps its place at the head.
+        if let Some(q) = again {
+            self.queue.push_front(q);
+        }
+        self.publish_depth(labels);
+        wait.map(|w| tokio::time::Instant::now() + w)
     }
 
     /// Record the outcome of one attempt (durably, without waiting for the flush: a crash
@@ -399,9 +467,11 @@ impl Worker {
         }
         let again = (n.state == DeliveryState::Failed).then(|| Queued::of(&n));
         let group = n.group_key.clone();
+        // The message itself is stored already (as queued, merged or digested, in an
+        // earlier commit): only the outcome is written.
         commit
             .dispatch
-            .push(DispatchOp::PutNotification(Box::new(n)));
+            .push(DispatchOp::PutDelivery(n.id, DeliveryRecord::of(&n)));
         match self.store.commit_nowait(commit) {
             Ok(written) => {
                 if self.unrecorded.len() >= MAX_UNRECORDED {
@@ -521,8 +591,19 @@ impl Worker {
         (n.in_reply_to.as_deref() == Some(r.root.as_str())).then_some(r.id)
     }
 
-    /// The notification to send for a queued id: a merged version if there is one, else
-    /// the stored record.
+    /// Queue `q`, keeping its notification in memory while fewer than [`MAX_BODIES`] are.
+    fn accept(&mut self, mut q: Queued) {
+        if let Some(n) = q.body.take() {
+            if self.merged.len() < MAX_BODIES {
+                self.merged.entry(q.id).or_insert(*n);
+            }
+        }
+        self.queue.push_back(q);
+        self.unmerged = true;
+    }
+
+    /// The notification to send for a queued id: the one held in memory (as queued, or a
+    /// merged version) if there is one, else the stored record.
     fn load(&mut self, id: u64) -> Result<Option<Notification>, crate::store::StoreError> {
         match self.merged.remove(&id) {
             Some(n) => Ok(Some(n)),
@@ -536,8 +617,7 @@ impl Worker {
     /// destination gets one message per group instead of a backlog.
     fn merge_overflow(&mut self, labels: &Vec<(&'static str, String)>) {
         while let Ok(q) = self.rx.try_recv() {
-            self.queue.push_back(q);
-            self.unmerged = true;
+            self.accept(q);
         }
         // Nothing new since the last pass: the queue is already merged.
         if !self.unmerged || self.queue.len() < 2 {

@@ -543,7 +543,7 @@ pub fn migrate_v1(t: &Trees, live: &Live) -> Result<Loaded, StoreError> {
     t.flush()?;
     tracing::info!(
         alerts = n,
-        "store migrated from schema 1 (JSON) to schema 2"
+        "store migrated from schema 1 (JSON) to the current schema"
     );
     let (log, next) = LogFile::open(&t.logdir, |_, _| Ok(()))?;
     Ok(Loaded {

@@ -72,14 +72,7 @@ mod tests {
         let store = Store::open(dir.path(), 8, 1000, 1 << 20).unwrap();
         let now = crate::alert::now();
         let old = now - time::Duration::days(6);
-        let msg = WebhookMessage::new(
-            "r",
-            vec![],
-            LabelSet::new(),
-            "http://x",
-            "{}:{}",
-            "first notification",
-        );
+        let msg = crate::store::tests::empty_message();
         let mut delivered_old =
             Notification::pending(1, ("r", "log", 0), msg.clone(), "<1@x>".into(), old);
         delivered_old.state = DeliveryState::Delivered;

@@ -13,6 +13,8 @@
 //!   - `g/<group id>` → [`crate::store::GroupState`] (timer deadlines of a group),
 //!   - `n/<receiver>\0<integration>\0<index>\0<group key>` → [`crate::store::NflogEntry`],
 //!   - `o/<id u64 big-endian>` → [`crate::store::Notification`] (outbox and history),
+//!   - `d/<id u64 big-endian>` → [`crate::store::DeliveryRecord`] (the outcome of the
+//!     latest attempt; overrides the delivery fields of `o/<id>`; schema 3),
 //!   - `m/<receiver>\0<integration>\0<index>\0<group key>` → [`crate::store::MessageRef`]
 //!     (the platform message showing a group, for integrations that edit in place),
 //!   - `s/<silence id>` → [`crate::silence::Silence`] as JSON.
@@ -20,7 +22,9 @@
 use crate::alert::Fingerprint;
 
 /// 1: alerts as JSON keyed by fingerprint. 2: alert log + checkpoints of binary records.
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3: attempts recorded as `d/` delivery records beside the notification (a schema 2 store
+/// opens unchanged; a build knowing only 2 would miss them and send again, so it refuses).
+pub const SCHEMA_VERSION: u32 = 3;
 pub const SCHEMA_KEY: &[u8] = b"schema_version";
 pub const CHECKPOINT_KEY: &[u8] = b"checkpoint";
 
@@ -31,6 +35,7 @@ pub const TREE_DISPATCH: &str = "dispatch";
 pub const GROUP_PREFIX: &[u8] = b"g/";
 pub const NFLOG_PREFIX: &[u8] = b"n/";
 pub const OUTBOX_PREFIX: &[u8] = b"o/";
+pub const DELIVERY_PREFIX: &[u8] = b"d/";
 pub const MESSAGE_PREFIX: &[u8] = b"m/";
 pub const SILENCE_PREFIX: &[u8] = b"s/";
 
@@ -61,6 +66,10 @@ pub fn silence(id: &str) -> Vec<u8> {
 
 pub fn outbox(id: u64) -> Vec<u8> {
     [OUTBOX_PREFIX, &id.to_be_bytes()].concat()
+}
+
+pub fn delivery(id: u64) -> Vec<u8> {
+    [DELIVERY_PREFIX, &id.to_be_bytes()].concat()
 }
 
 pub fn outbox_id(key: &[u8]) -> Option<u64> {

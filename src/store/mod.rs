@@ -176,6 +176,48 @@ pub struct Notification {
     pub message: WebhookMessage,
 }
 
+/// The part of a [`Notification`] an attempt changes, stored on its own (`d/<id>`) so
+/// recording an attempt rewrites about a hundred bytes, not the whole message. Read back,
+/// it overrides the same fields of the stored notification; storing the whole
+/// notification again (a merge, a replay) removes it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DeliveryRecord {
+    pub state: DeliveryState,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub delivered_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_message_id: Option<String>,
+}
+
+impl DeliveryRecord {
+    /// The delivery fields of `n`.
+    pub fn of(n: &Notification) -> Self {
+        DeliveryRecord {
+            state: n.state,
+            updated_at: n.updated_at,
+            delivered_at: n.delivered_at,
+            attempts: n.attempts,
+            last_error: n.last_error.clone(),
+            platform_message_id: n.platform_message_id.clone(),
+        }
+    }
+
+    fn apply_to(self, n: &mut Notification) {
+        n.state = self.state;
+        n.updated_at = self.updated_at;
+        n.delivered_at = self.delivered_at;
+        n.attempts = self.attempts;
+        n.last_error = self.last_error;
+        n.platform_message_id = self.platform_message_id;
+    }
+}
+
 impl Notification {
     /// A new notification waiting for its first attempt.
     pub fn pending(
@@ -239,7 +281,10 @@ pub enum DispatchOp {
     DelGroup(String),
     PutNflog(Vec<u8>, NflogEntry),
     DelNflog(Vec<u8>),
+    /// The whole notification (replaces its delivery record, if any).
     PutNotification(Box<Notification>),
+    /// The outcome of an attempt at a stored notification (its message unchanged).
+    PutDelivery(u64, DeliveryRecord),
     DelNotification(u64),
     /// Retention: delete the notification only if it is still finished and last changed
     /// before the cutoff (a replay meanwhile keeps it).
@@ -463,6 +508,15 @@ impl Store {
         } else {
             alertlog::load(&trees, &live)?
         };
+        if schema == 2 {
+            // nothing to convert: schema 3 only adds records (see keys::SCHEMA_VERSION)
+            meta.insert(
+                keys::SCHEMA_KEY,
+                keys::SCHEMA_VERSION.to_string().as_bytes(),
+            )?;
+            db.flush()?;
+            tracing::info!("store upgraded from schema 2 to schema 3");
+        }
         if sync.syncs() {
             loaded.log.set_sync(sled_sync.counts.clone());
             loaded.log.sync()?;
@@ -730,10 +784,7 @@ impl Store {
     }
 
     pub fn notification(&self, id: u64) -> Result<Option<Notification>, StoreError> {
-        self.dispatch
-            .get(keys::outbox(id))?
-            .map(|v| decode("dispatch/outbox", &v))
-            .transpose()
+        read_notification(&self.dispatch, id)
     }
 
     /// Notifications, newest first, that satisfy `keep`, at most `limit`.
@@ -745,7 +796,8 @@ impl Store {
         let mut out = Vec::new();
         for kv in self.dispatch.scan_prefix(keys::OUTBOX_PREFIX).rev() {
             let (_, v) = kv?;
-            let n: Notification = decode("dispatch/outbox", &v)?;
+            let mut n: Notification = decode("dispatch/outbox", &v)?;
+            overlay_delivery(&self.dispatch, &mut n)?;
             if keep(&n) {
                 out.push(n);
                 if out.len() >= limit {
@@ -1056,14 +1108,26 @@ fn apply_dispatch_op(dispatch: &sled::Tree, batch: &mut sled::Batch, op: Dispatc
         DispatchOp::DelGroup(id) => batch.remove(keys::group(&id)),
         DispatchOp::PutNflog(k, e) => batch.insert(k, encode(&e)),
         DispatchOp::DelNflog(k) => batch.remove(k),
-        DispatchOp::PutNotification(n) => batch.insert(keys::outbox(n.id), encode(&*n)),
-        DispatchOp::DelNotification(id) => batch.remove(keys::outbox(id)),
+        DispatchOp::PutNotification(n) => {
+            batch.remove(keys::delivery(n.id));
+            batch.insert(keys::outbox(n.id), encode(&*n))
+        }
+        DispatchOp::PutDelivery(id, d) => batch.insert(keys::delivery(id), encode(&d)),
+        DispatchOp::DelNotification(id) => {
+            batch.remove(keys::delivery(id));
+            batch.remove(keys::outbox(id))
+        }
         DispatchOp::DelNotificationIfFinishedBefore(id, cutoff) => {
-            let key = keys::outbox(id);
-            let old = read::<Notification>(dispatch, &key, "dispatch/outbox")
-                .is_some_and(|n| !n.state.is_open() && n.updated_at < cutoff);
+            let old = match read_notification(dispatch, id) {
+                Ok(n) => n.is_some_and(|n| !n.state.is_open() && n.updated_at < cutoff),
+                Err(e) => {
+                    tracing::warn!(error = %e, "conditional write: unreadable record");
+                    false
+                }
+            };
             if old {
-                batch.remove(key);
+                batch.remove(keys::delivery(id));
+                batch.remove(keys::outbox(id));
             }
         }
         DispatchOp::PutMessageRef(k, m) => batch.insert(k, encode(&m)),
@@ -1105,15 +1169,30 @@ fn read<T: for<'de> Deserialize<'de>>(
     }
 }
 
+/// A stored notification with its latest delivery record applied.
+fn read_notification(dispatch: &sled::Tree, id: u64) -> Result<Option<Notification>, StoreError> {
+    let Some(v) = dispatch.get(keys::outbox(id))? else {
+        return Ok(None);
+    };
+    let mut n: Notification = decode("dispatch/outbox", &v)?;
+    overlay_delivery(dispatch, &mut n)?;
+    Ok(Some(n))
+}
+
+/// Apply the delivery record of `n`, if one was stored after it.
+fn overlay_delivery(dispatch: &sled::Tree, n: &mut Notification) -> Result<(), StoreError> {
+    if let Some(v) = dispatch.get(keys::delivery(n.id))? {
+        decode::<DeliveryRecord>("dispatch/delivery", &v)?.apply_to(n);
+    }
+    Ok(())
+}
+
 /// Check a commit's preconditions against the current state of the `dispatch` tree.
 fn check(dispatch: &sled::Tree, require: &[Precondition]) -> Result<(), StoreError> {
     for p in require {
         match p {
             Precondition::NotificationClosed(id) => {
-                let n: Option<Notification> = dispatch
-                    .get(keys::outbox(*id))?
-                    .map(|v| decode("dispatch/outbox", &v))
-                    .transpose()?;
+                let n = read_notification(dispatch, *id)?;
                 match n {
                     None => return Err(StoreError::Conflict(format!("no notification {id}"))),
                     Some(n) if n.state.is_open() => {
@@ -1134,6 +1213,27 @@ fn check(dispatch: &sled::Tree, require: &[Precondition]) -> Result<(), StoreErr
 pub(crate) mod tests {
     use super::*;
     use crate::alert::{LabelSet, Targets};
+
+    /// Close `store` and wait until its directory can be opened again.
+    pub(crate) fn close(store: Store) {
+        let w = store.take_writer();
+        drop(store);
+        if let Some(w) = w {
+            w.join().unwrap();
+        }
+    }
+
+    /// A notification message of receiver `r` with no alerts.
+    pub(crate) fn empty_message() -> crate::alert::WebhookMessage {
+        crate::alert::WebhookMessage::new(
+            "r",
+            vec![],
+            LabelSet::new(),
+            "http://x",
+            "{}:{}",
+            "first notification",
+        )
+    }
 
     /// A firing alert with label `i` and a 100-byte annotation.
     pub(crate) fn alert(i: u64) -> Alert {
@@ -1289,15 +1389,92 @@ pub(crate) mod tests {
         assert!(store.failure().is_some_and(|m| m.contains("injected")));
         // reopening recovers; the acknowledged alert is there (the failed one may be:
         // it was written, its sync failed)
-        let w = store.take_writer();
-        drop(store);
-        if let Some(w) = w {
-            w.join().unwrap();
-        }
+        close(store);
         let store = Store::open_with_sync(dir.path(), 8, 100, 1 << 20, SyncMode::Batch).unwrap();
         assert!(store.failure().is_none());
         assert!(store.alert(alert(1).fingerprint).unwrap().is_some());
         store.ingest(vec![alert(4)], |_| {}).await.unwrap();
+    }
+
+    /// An attempt's outcome is a small record beside the notification: read back, it
+    /// overrides the delivery fields; storing the whole notification again replaces it;
+    /// retention and deletion remove both; it survives a reopen.
+    #[tokio::test]
+    async fn delivery_records_override_the_stored_notification() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 8, 100, 1 << 20).unwrap();
+        let t = crate::alert::now();
+        let n = Notification::pending(7, ("r", "log", 0), empty_message(), "<7@x>".into(), t);
+        let put = |n: &Notification| Commit {
+            dispatch: vec![DispatchOp::PutNotification(Box::new(n.clone()))],
+            ..Default::default()
+        };
+        let record = |n: &Notification| Commit {
+            dispatch: vec![DispatchOp::PutDelivery(n.id, DeliveryRecord::of(n))],
+            ..Default::default()
+        };
+        store.commit(put(&n)).await.unwrap();
+        let mut done = n.clone();
+        done.state = DeliveryState::Delivered;
+        done.attempts = 2;
+        done.delivered_at = Some(t);
+        done.platform_message_id = Some("m-1".into());
+        store.commit(record(&done)).await.unwrap();
+        assert_eq!(store.notification(7).unwrap().as_ref(), Some(&done));
+        assert_eq!(
+            store
+                .notifications(10, |n| n.state == DeliveryState::Delivered)
+                .unwrap(),
+            vec![done.clone()]
+        );
+        assert!(store.open_notifications().unwrap().is_empty());
+        // a replay stores the whole notification again: its own state wins
+        store.commit(put(&n)).await.unwrap();
+        assert_eq!(store.notification(7).unwrap().as_ref(), Some(&n));
+        store.commit(record(&done)).await.unwrap();
+        store.flush().unwrap();
+        close(store);
+        let store = Store::open(dir.path(), 8, 100, 1 << 20).unwrap();
+        assert_eq!(store.notification(7).unwrap().as_ref(), Some(&done));
+        // retention deletes the notification and its record together
+        store
+            .commit(Commit {
+                dispatch: vec![DispatchOp::DelNotificationIfFinishedBefore(
+                    7,
+                    t + time::Duration::seconds(1),
+                )],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.notification(7).unwrap(), None);
+        assert_eq!(store.dispatch.get(keys::delivery(7)).unwrap(), None);
+    }
+
+    /// A schema 2 store opens as it is and is marked schema 3 (a build that knows only 2
+    /// would then refuse it rather than miss the delivery records).
+    #[tokio::test]
+    async fn a_schema_2_store_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path(), 8, 100, 1 << 20).unwrap();
+            store.ingest(vec![alert(1)], |_| {}).await.unwrap();
+            store
+                .db
+                .open_tree(keys::TREE_META)
+                .unwrap()
+                .insert(keys::SCHEMA_KEY, b"2")
+                .unwrap();
+            store.flush().unwrap();
+            close(store);
+        }
+        let store = Store::open(dir.path(), 8, 100, 1 << 20).unwrap();
+        assert!(store.alert(alert(1).fingerprint).unwrap().is_some());
+        let meta = store.db.open_tree(keys::TREE_META).unwrap();
+        assert_eq!(
+            meta.get(keys::SCHEMA_KEY).unwrap().as_deref(),
+            Some(&b"3"[..])
+        );
     }
 
     /// A directory held by another handle is refused with an error that says so, after

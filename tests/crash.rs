@@ -110,6 +110,17 @@ struct AlertModel {
     episodes: BTreeSet<i64>,
 }
 
+/// One attempt to post an alert's state: when (since the start of the test) it was sent
+/// and answered, and how.
+#[derive(Debug, Clone)]
+#[allow(dead_code)] // read through Debug in failure reports
+struct Post {
+    sent: Duration,
+    done: Duration,
+    st: St,
+    outcome: &'static str,
+}
+
 #[derive(Default)]
 struct Stats {
     posts_acked: AtomicU64,
@@ -121,6 +132,10 @@ struct Stats {
 }
 
 type Model = Arc<Mutex<Vec<Vec<AlertModel>>>>;
+
+/// Every attempt to post each alert (per group, per alert), for the report of a failure;
+/// kept apart from the model, which is copied at every check.
+type Posts = Arc<Mutex<Vec<Vec<Vec<Post>>>>>;
 
 /// Post random changes to the alerts of group `g`, one request at a time, until `stop`;
 /// a request that fails is sent again (as Alertmanager does) until it is acknowledged.
@@ -135,6 +150,8 @@ async fn loader(
     gate: Arc<RwLock<()>>,
     stop: Arc<AtomicBool>,
     stats: Arc<Stats>,
+    posts: Posts,
+    started: Instant,
 ) {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
@@ -166,6 +183,24 @@ async fn loader(
                 .json(&body)
                 .send()
                 .await;
+            let outcome = match &res {
+                Ok(r) if r.status().is_success() => "acked",
+                Ok(r) if r.status() == 503 => "503",
+                Ok(_) => "other",
+                Err(e) if e.is_connect() => "refused",
+                Err(_) => "unanswered",
+            };
+            {
+                let mut p = posts.lock().unwrap();
+                for (i, st) in &changes {
+                    p[g][*i].push(Post {
+                        sent: sent.duration_since(started),
+                        done: started.elapsed(),
+                        st: *st,
+                        outcome,
+                    });
+                }
+            }
             let pause = match res {
                 Ok(r) if r.status().is_success() => {
                     let mut m = model.lock().unwrap();
@@ -348,6 +383,76 @@ fn final_state_mismatch(
     None
 }
 
+/// What a failure of the backwards check at notification `at` needs to be understood, for
+/// the 20 s before it: the kills, the group's notifications (arrival, crash epoch,
+/// re-delivery or not, content) and every post of its alerts, in milliseconds since the
+/// start of the test.
+fn backwards_report(
+    g: &str,
+    seq: &[(Received, NotificationContent)],
+    at: usize,
+    posts: &Posts,
+    kills: &[Instant],
+    started: Instant,
+    rounds_seen: &[(u64, u64)],
+) -> String {
+    use std::fmt::Write;
+    let since = |t: Instant| t.saturating_duration_since(started).as_millis();
+    let end = seq.get(at).map_or(started, |(r, _)| r.at) + Duration::from_secs(1);
+    let from = end
+        .checked_sub(Duration::from_secs(21))
+        .unwrap_or(started)
+        .max(started);
+    let window = |t: Instant| t >= from && t <= end;
+    let mut out = format!(
+        "=== backwards report for group {g}, {} to {} ms ===\nkills (ms):",
+        since(from),
+        since(end)
+    );
+    for (k, (delay, _)) in kills.iter().zip(rounds_seen) {
+        if window(*k) {
+            let _ = write!(out, " {}(sink delay {delay})", since(*k));
+        }
+    }
+    out.push('\n');
+    for (i, (r, c)) in seq.iter().enumerate().filter(|(_, (r, _))| window(r.at)) {
+        let first = seq.iter().position(|(_, s)| s == c).unwrap_or(i);
+        let _ = writeln!(
+            out,
+            "#{i} at {} epoch {} {}{}:",
+            since(r.at),
+            kills.partition_point(|k| *k < r.at),
+            c.status,
+            if first < i {
+                format!(" (same as #{first})")
+            } else {
+                String::new()
+            }
+        );
+        for (labels, a) in &c.alerts {
+            let _ = writeln!(
+                out,
+                "    {} {} starts {} ends {:?}",
+                labels.get("alert").map_or("?", String::as_str),
+                a.status,
+                ms(a.starts_at),
+                a.ends_at.map(ms)
+            );
+        }
+    }
+    let gi: usize = g.trim_start_matches('g').parse().unwrap_or(usize::MAX);
+    if let Some(alerts) = posts.lock().unwrap().get(gi) {
+        for (i, a) in alerts.iter().enumerate() {
+            let _ = writeln!(out, "posts of a{i}:");
+            let (from, end) = (from - started, end - started);
+            for p in a.iter().filter(|p| p.sent >= from && p.sent <= end) {
+                let _ = writeln!(out, "    {p:?}");
+            }
+        }
+    }
+    out
+}
+
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().map(|v| {
         v.parse()
@@ -404,6 +509,7 @@ async fn kill_9_under_load_loses_nothing_and_duplicates_at_most_once_per_crash()
     let gate = Arc::new(RwLock::new(()));
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(Stats::default());
+    let posts: Posts = Arc::new(Mutex::new(vec![vec![Vec::new(); ALERTS]; GROUPS]));
     let loaders: Vec<_> = (0..GROUPS)
         .map(|g| {
             tokio::spawn(loader(
@@ -414,6 +520,8 @@ async fn kill_9_under_load_loses_nothing_and_duplicates_at_most_once_per_crash()
                 gate.clone(),
                 stop.clone(),
                 stats.clone(),
+                posts.clone(),
+                started,
             ))
         })
         .collect();
@@ -532,6 +640,10 @@ async fn kill_9_under_load_loses_nothing_and_duplicates_at_most_once_per_crash()
             }
             if let Some((_, prev)) = seen.last() {
                 if let Some(why) = c.backwards_from(prev) {
+                    println!(
+                        "{}",
+                        backwards_report(g, seq, i, &posts, &kills, started, &rounds_seen)
+                    );
                     panic!("seed {seed}: group {g} went backwards: {why}");
                 }
             }

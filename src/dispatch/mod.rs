@@ -220,6 +220,8 @@ pub struct GroupView {
 
 enum Msg {
     Alerts(Vec<Merged>),
+    /// The stored alerts at this point of the writer's order (see [`Store::snapshot`]).
+    Snapshot(Vec<AlertRecord>),
     Reload(Arc<Routing>, oneshot::Sender<()>),
     Groups(oneshot::Sender<Vec<GroupView>>),
 }
@@ -285,6 +287,9 @@ impl DispatcherHandle {
 
 pub struct Dispatcher {
     rx: mpsc::UnboundedReceiver<Msg>,
+    /// This task's own channel, to receive a snapshot in order (weak: the task ends when
+    /// every handle is gone).
+    tx: mpsc::WeakUnboundedSender<Msg>,
     backlog: Arc<AtomicUsize>,
     store: Store,
     hub: Arc<Hub>,
@@ -315,6 +320,7 @@ impl Dispatcher {
         let backlog = Arc::new(AtomicUsize::new(0));
         let inhibitor = Arc::new(RwLock::new(Inhibitor::new(&routing.config.inhibit_rules)));
         let mut d = Dispatcher {
+            tx: tx.downgrade(),
             inhibitor: inhibitor.clone(),
             inhibitor_pruned: std::time::Instant::now(),
             rx,
@@ -330,7 +336,9 @@ impl Dispatcher {
             gauges_updated: std::time::Instant::now(),
             gauges_dirty: false,
         };
-        d.rebuild().await?;
+        // nothing is ingested before the listener opens: the live map is the snapshot
+        let records = d.store.alert_records();
+        d.rebuild(records).await?;
         let join = tokio::spawn(async move {
             d.run().await;
             let _ = alive_tx.send(false);
@@ -349,7 +357,7 @@ impl Dispatcher {
     /// Rebuild every group from the stored alerts (start and reload). Firing alerts go
     /// first, so that a resolved alert only joins a group that still owes a notification
     /// for it (see [`Dispatcher::insert`]).
-    async fn rebuild(&mut self) -> Result<(), crate::store::StoreError> {
+    async fn rebuild(&mut self, records: Vec<AlertRecord>) -> Result<(), crate::store::StoreError> {
         let started = std::time::Instant::now();
         self.groups.clear();
         self.timers.clear();
@@ -361,8 +369,7 @@ impl Dispatcher {
         let routing = self.routing.clone();
         let decoder = tokio::task::spawn_blocking(move || {
             let t = now();
-            let (resolved, firing): (Vec<AlertRecord>, Vec<AlertRecord>) = store
-                .alert_records()
+            let (resolved, firing): (Vec<AlertRecord>, Vec<AlertRecord>) = records
                 .into_iter()
                 .partition(|r| r.header().is_ok_and(|h| h.resolved_at(t)));
             for part in [firing, resolved] {
@@ -469,13 +476,19 @@ impl Dispatcher {
                     }
                     Some(Msg::Reload(routing, done)) => {
                         self.routing = routing;
+                        let mut dones = vec![done];
+                        let records = self.snapshot(&mut dones).await;
                         self.persisted = self.store.group_states().unwrap_or_default();
-                        if let Err(e) = self.rebuild().await {
+                        if let Err(e) = self.rebuild(records).await {
                             tracing::error!(error = %e, "rebuilding groups after reload failed");
                         }
                         self.drop_stale_group_states().await;
-                        let _ = done.send(());
+                        for done in dones {
+                            let _ = done.send(());
+                        }
                     }
+                    // the answer to a snapshot request given up on
+                    Some(Msg::Snapshot(_)) => {}
                     Some(Msg::Groups(reply)) => {
                         let _ = reply.send(self.views());
                     }
@@ -483,6 +496,55 @@ impl Dispatcher {
                 _ = tokio::time::sleep(sleep), if next.is_some() || self.gauges_dirty => {
                     self.flush_due().await;
                 }
+            }
+        }
+    }
+
+    /// The stored alerts for a rebuild, received in order through this task's channel:
+    /// reports queued before the snapshot are in it (so they are not applied again),
+    /// reports after it are applied after the rebuild, so an older report never lands on
+    /// a newer state. Reloads arriving meanwhile take effect in this rebuild (`dones`).
+    async fn snapshot(&mut self, dones: &mut Vec<oneshot::Sender<()>>) -> Vec<AlertRecord> {
+        let Some(tx) = self.tx.upgrade() else {
+            return self.store.alert_records();
+        };
+        let store = self.store.clone();
+        let asked = store.snapshot(move |records| {
+            let _ = tx.send(Msg::Snapshot(records));
+        });
+        tokio::pin!(asked);
+        let mut answered = false;
+        loop {
+            tokio::select! {
+                r = &mut asked, if !answered => {
+                    answered = true;
+                    if let Err(e) = r {
+                        // not in order, but no report is lost: the live map has them all
+                        tracing::warn!(error = %e, "no store snapshot; rebuilding from the live map");
+                        return self.store.alert_records();
+                    }
+                }
+                m = self.rx.recv() => match m {
+                    Some(Msg::Snapshot(records)) => return records,
+                    Some(Msg::Alerts(alerts)) => {
+                        // contained in the snapshot; only the silences' hint is taken
+                        let t = now();
+                        for m in &alerts {
+                            if m.alert.resolved_at(t) {
+                                self.silences.hint_resolved(m.alert.fingerprint);
+                            }
+                        }
+                        self.backlog.fetch_sub(alerts.len(), Ordering::AcqRel);
+                    }
+                    Some(Msg::Reload(routing, done)) => {
+                        self.routing = routing;
+                        dones.push(done);
+                    }
+                    Some(Msg::Groups(reply)) => {
+                        let _ = reply.send(self.views());
+                    }
+                    None => return self.store.alert_records(),
+                },
             }
         }
     }

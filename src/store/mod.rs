@@ -332,6 +332,8 @@ pub struct Commit {
     pub dispatch: Vec<DispatchOp>,
     pub require: Vec<Precondition>,
     pub then: Option<AfterCommit>,
+    /// Applied in a writer batch of its own (set by [`Store::snapshot`]).
+    pub barrier: bool,
 }
 
 impl Commit {
@@ -662,6 +664,23 @@ impl Store {
         self.send(commit, true).await
     }
 
+    /// Every stored alert as of a point in the writer's order, handed to `f` on the writer
+    /// thread: `f` runs after the `then` of every commit written before and before the
+    /// `then` of any commit written after. Someone fed by those `then`s (the dispatcher)
+    /// who passes `f`'s records on through the same channel therefore receives them
+    /// exactly between the reports they contain and the reports they do not, and never
+    /// applies an older report over a newer state (a config reload under load). Resolves
+    /// once `f` has run; an error means it did not run.
+    pub async fn snapshot(
+        &self,
+        f: impl FnOnce(Vec<AlertRecord>) + Send + 'static,
+    ) -> Result<(), StoreError> {
+        let live = self.live.clone();
+        let mut commit = Commit::default().then(move |_| f(live.records()));
+        commit.barrier = true;
+        self.send(commit, false).await
+    }
+
     pub fn next_id(&self) -> Result<u64, StoreError> {
         Ok(self.db.generate_id()?)
     }
@@ -879,10 +898,16 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, rx: std::sync::mpsc::Receiver<Job>) {
-        while let Ok(first) = rx.recv() {
+        // A barrier met while collecting a batch: it is the next batch, alone.
+        let mut held: Option<Job> = None;
+        while let Some(first) = held.take().or_else(|| rx.recv().ok()) {
             let mut jobs = vec![first];
-            while jobs.len() < MAX_BATCH {
+            while jobs.len() < MAX_BATCH && !jobs[0].commit.barrier {
                 match rx.try_recv() {
+                    Ok(j) if j.commit.barrier => {
+                        held = Some(j);
+                        break;
+                    }
                     Ok(j) => jobs.push(j),
                     Err(_) => break,
                 }
@@ -1475,6 +1500,56 @@ pub(crate) mod tests {
             meta.get(keys::SCHEMA_KEY).unwrap().as_deref(),
             Some(&b"3"[..])
         );
+    }
+
+    /// A snapshot sees exactly the commits queued before it, and its callback runs between
+    /// their `then`s and those of later commits, even when all are queued at once (the
+    /// writer would otherwise apply them in one batch and the snapshot would show the
+    /// later state before the earlier report was handed on).
+    #[tokio::test]
+    async fn a_snapshot_falls_between_the_reports_it_contains_and_the_later_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 8, 100, 1 << 20).unwrap();
+        let firing = alert(1);
+        let mut resolved = firing.clone();
+        resolved.ends_at = Some(firing.starts_at + time::Duration::minutes(1));
+        resolved.updated_at = firing.updated_at + time::Duration::seconds(1);
+        let order = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        for _ in 0..20 {
+            order.lock().unwrap().clear();
+            let (o1, o2, o3) = (order.clone(), order.clone(), order.clone());
+            let strings = store.live.clone();
+            let a = store.ingest(vec![firing.clone()], move |_| {
+                o1.lock().unwrap().push("firing handed on".into())
+            });
+            let snap = store.snapshot(move |records| {
+                let ended = records
+                    .iter()
+                    .find(|r| r.fingerprint() == firing_fp())
+                    .and_then(|r| r.decode(&strings.strings).ok())
+                    .map(|a| a.ends_at.is_some());
+                o2.lock().unwrap().push(format!("snapshot: resolved={ended:?}"));
+            });
+            let b = store.ingest(vec![resolved.clone()], move |_| {
+                o3.lock().unwrap().push("resolve handed on".into())
+            });
+            let (a, snap, b) = futures::join!(a, snap, b);
+            a.unwrap();
+            snap.unwrap();
+            b.unwrap();
+            assert_eq!(
+                *order.lock().unwrap(),
+                vec![
+                    "firing handed on".to_string(),
+                    "snapshot: resolved=Some(false)".to_string(),
+                    "resolve handed on".to_string(),
+                ]
+            );
+        }
+    }
+
+    fn firing_fp() -> Fingerprint {
+        alert(1).fingerprint
     }
 
     /// A directory held by another handle is refused with an error that says so, after

@@ -688,14 +688,7 @@ impl Config {
     fn resolve(&mut self, base: &Path) -> Result<(), (Option<(u64, u64)>, String)> {
         let at = |s: &Spanned<String>| Some((s.referenced.line(), s.referenced.column()));
         let read = |p: &Path, what: &str| -> Result<Secret, (Option<(u64, u64)>, String)> {
-            let full = if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                base.join(p)
-            };
-            std::fs::read_to_string(&full)
-                .map(|s| Secret::new(s.trim()))
-                .map_err(|e| (None, format!("{what}: cannot read {}: {e}", full.display())))
+            crate::secret::read_file(base, p, what).map_err(|e| (None, e))
         };
         for t in &mut self.templates {
             *t = base.join(&*t).display().to_string();
@@ -1041,10 +1034,7 @@ pub fn secret_or_file(
     if value.is_some() {
         return Err(format!("set only one of {key} and {key}_file"));
     }
-    let full = if p.is_absolute() { p } else { base.join(p) };
-    let s = std::fs::read_to_string(&full)
-        .map_err(|e| format!("{key}_file: cannot read {}: {e}", full.display()))?;
-    *value = Some(Secret::new(s.trim()));
+    *value = Some(crate::secret::read_file(base, &p, &format!("{key}_file"))?);
     Ok(())
 }
 

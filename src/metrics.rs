@@ -210,6 +210,33 @@ impl Metrics {
     }
 }
 
+impl Metrics {
+    /// Create an integration's counter series at 0 (`reasons`: every failure reason), so
+    /// they exist from its worker's start: a rule or dashboard can tell "none yet" from "not
+    /// exported", and `increase()` sees the first failure (a series born at 1 shows none).
+    pub fn init_integration(&self, labels: &Labels, reasons: &[&'static str]) {
+        for family in [
+            &self.notifications_queued,
+            &self.notifications_sent,
+            &self.notifications_merged,
+            &self.notifications_digested,
+            &self.digests,
+            &self.rate_limited_waits,
+            &self.dedup_suppressed,
+        ] {
+            let _ = family.get_or_create(labels);
+        }
+        for reason in reasons {
+            let mut with_reason = labels.clone();
+            with_reason.push(("reason", reason.to_string()));
+            let _ = self.notifications_failed.get_or_create(&with_reason);
+            let _ = self
+                .notification_attempts_failed
+                .get_or_create(&with_reason);
+        }
+    }
+}
+
 /// Labels for one integration instance.
 pub fn integration_labels(receiver: &str, integration: &str) -> Labels {
     vec![

@@ -7,12 +7,37 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 use std::fmt;
+use std::io::Read;
+use std::path::Path;
 use subtle::ConstantTimeEq;
 
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
 
 pub const REDACTED: &str = "<secret>";
+
+/// Largest `*_file` secret read: a token, password or URL is far smaller, and a path that
+/// points at a big file by mistake is a configuration error, not something to load.
+pub const MAX_SECRET_FILE: u64 = 64 * 1024;
+
+/// Read the `*_file` secret `p` (relative to `base` unless absolute) for the key `what`,
+/// trimmed of surrounding whitespace (a trailing newline); errors name the key and the path.
+pub fn read_file(base: &Path, p: &Path, what: &str) -> Result<Secret, String> {
+    let full = base.join(p);
+    let cannot = |e: std::io::Error| format!("{what}: cannot read {}: {e}", full.display());
+    let mut s = String::new();
+    std::fs::File::open(&full)
+        .and_then(|f| f.take(MAX_SECRET_FILE + 1).read_to_string(&mut s))
+        .map_err(cannot)?;
+    if s.len() as u64 > MAX_SECRET_FILE {
+        return Err(format!(
+            "{what}: {} is larger than {} KiB; it must hold only the secret",
+            full.display(),
+            MAX_SECRET_FILE / 1024
+        ));
+    }
+    Ok(Secret::new(s.trim()))
+}
 
 impl Secret {
     pub fn new(s: impl Into<String>) -> Self {
@@ -88,5 +113,30 @@ mod tests {
             redact("GET https://x/hunter2 failed", &[&s]),
             "GET https://x/<secret> failed"
         );
+    }
+
+    #[test]
+    fn secret_files_are_trimmed_bounded_and_named_in_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token"), "s3cret\n").unwrap();
+        let s = read_file(dir.path(), Path::new("token"), "bot_token_file").unwrap();
+        assert_eq!(s.expose(), "s3cret");
+        // absolute paths are taken as they are
+        let abs = dir.path().join("token");
+        let s = read_file(Path::new("/elsewhere"), &abs, "bot_token_file").unwrap();
+        assert_eq!(s.expose(), "s3cret");
+        let e = read_file(dir.path(), Path::new("missing"), "bot_token_file").unwrap_err();
+        assert!(
+            e.starts_with("bot_token_file: cannot read ") && e.contains("missing"),
+            "{e}"
+        );
+        std::fs::write(dir.path().join("big"), vec![b'x'; 65 * 1024]).unwrap();
+        let e = read_file(dir.path(), Path::new("big"), "credentials_file").unwrap_err();
+        assert!(
+            e.contains("credentials_file") && e.contains("larger than 64 KiB"),
+            "{e}"
+        );
+        std::fs::write(dir.path().join("edge"), vec![b'y'; 64 * 1024]).unwrap();
+        assert!(read_file(dir.path(), Path::new("edge"), "k").is_ok());
     }
 }

@@ -114,8 +114,9 @@ fn exported(text: &str) -> BTreeMap<String, BTreeSet<String>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_rule_uses_only_metrics_and_labels_the_router_exports() {
     init();
-    // A family appears in /metrics only with its first sample: traffic that makes every
-    // labelled family the rules use show one. A dead letter (a destination answering 400),
+    // Integration counters exist at 0 from the worker's start, but labelled families of
+    // other kinds appear with their first sample: traffic that makes every labelled family
+    // the rules use show one. A dead letter (a destination answering 400),
     // deliveries, waits for the rate limiter and a storm digest (three groups behind a limit
     // of one per 2 s, digest_threshold 1), a rejected webhook.
     let bad = MockServer::start(Reply::status(400, "no"), None).await;

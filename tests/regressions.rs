@@ -1185,3 +1185,47 @@ async fn reload_does_not_refill_rate_limit() {
     );
     app.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------
+// 10. counter series exist at 0 from the start
+
+/// Every counter of an integration (and its failure counters, per reason) is exported at 0
+/// as soon as its worker runs, before any traffic: a rule's `increase()` then sees the first
+/// dead letter, and a dashboard can tell "none yet" from "not exported".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integration_counters_are_exported_at_zero_before_traffic() {
+    let sink = MockServer::start(Reply::ok("ok"), None).await;
+    let app = TestApp::start(&webhook_receiver_config("", &sink.url("/hook"), "")).await;
+    let text = metrics_text(&app).await;
+    let series = |name: &str, extra: &str| {
+        format!("alert_router_{name}{{receiver=\"team\",integration=\"webhook\"{extra}}} 0")
+    };
+    let mut expected = vec![
+        series("notifications_sent_total", ""),
+        series("notifications_queued_total", ""),
+        series("notifications_merged_total", ""),
+        series("digests_total", ""),
+        series("rate_limited_waits_total", ""),
+        series("notifications_dedup_suppressed_total", ""),
+    ];
+    for reason in [
+        "clientError",
+        "serverError",
+        "rateLimited",
+        "authError",
+        "network",
+    ] {
+        expected.push(series(
+            "notifications_failed_total",
+            &format!(",reason=\"{reason}\""),
+        ));
+    }
+    for line in &expected {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing `{line}` in /metrics:\n{text}"
+        );
+    }
+    assert!(sink.requests().is_empty());
+    app.stop().await;
+}

@@ -110,12 +110,7 @@ impl HttpConfig {
     /// Read `*_file` secrets (relative to `base`) and check the combination, as
     /// Alertmanager does: at most one way of authenticating.
     pub fn resolve(&mut self, base: &Path) -> Result<(), String> {
-        let read = |p: &Path, what: &str| -> Result<Secret, String> {
-            let full = base.join(p);
-            std::fs::read_to_string(&full)
-                .map(|s| Secret::new(s.trim()))
-                .map_err(|e| format!("{what}: cannot read {}: {e}", full.display()))
-        };
+        let read = |p: &Path, what: &str| crate::secret::read_file(base, p, what);
         let mut ways = Vec::new();
         if let Some(a) = &mut self.authorization {
             if let Some(p) = a.credentials_file.take() {

@@ -46,6 +46,16 @@ pub enum FailureReason {
 }
 
 impl FailureReason {
+    pub const ALL: [FailureReason; 7] = [
+        Self::ClientError,
+        Self::ServerError,
+        Self::RateLimited,
+        Self::AuthError,
+        Self::Network,
+        Self::Timeout,
+        Self::Other,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ClientError => "clientError",

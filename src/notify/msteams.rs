@@ -111,10 +111,7 @@ pub(crate) fn resolve_webhook_url(
             return Err("set only one of webhook_url and webhook_url_file".into());
         }
         (None, Some(p)) => {
-            let full = base.join(&p);
-            let s = std::fs::read_to_string(&full)
-                .map_err(|e| format!("webhook_url_file: cannot read {}: {e}", full.display()))?;
-            *url = Some(Secret::new(s.trim()));
+            *url = Some(crate::secret::read_file(base, &p, "webhook_url_file")?);
         }
         (None, None) => {
             return Err("webhook_url: one of webhook_url or webhook_url_file is required".into())

@@ -155,14 +155,7 @@ pub struct RocketchatConfig {
 }
 
 fn read_secret(base: &Path, p: &Path, what: &str) -> Result<Secret, String> {
-    let full = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.join(p)
-    };
-    std::fs::read_to_string(&full)
-        .map(|s| Secret::new(s.trim()))
-        .map_err(|e| format!("{what}: cannot read {}: {e}", full.display()))
+    crate::secret::read_file(base, p, what)
 }
 
 fn secret_or_file(

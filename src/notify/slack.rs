@@ -245,16 +245,7 @@ impl SlackConfig {
     /// Fill defaults from `global`, read the `*_file` secrets (relative to `base`) and
     /// check the combination, as Alertmanager does, plus what the Web API needs.
     pub fn validate(&mut self, base: &Path, g: &GlobalConfig) -> Result<(), String> {
-        let read = |p: &Path, what: &str| -> Result<Secret, String> {
-            let full = if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                base.join(p)
-            };
-            std::fs::read_to_string(&full)
-                .map(|s| Secret::new(s.trim()))
-                .map_err(|e| format!("{what}: cannot read {}: {e}", full.display()))
-        };
+        let read = |p: &Path, what: &str| crate::secret::read_file(base, p, what);
         self.http_config.resolve(base)?;
         if self.api_url.is_some() && self.api_url_file.is_some() {
             return Err("set only one of api_url and api_url_file".into());

@@ -110,14 +110,7 @@ pub struct TelegramConfig {
 }
 
 fn read_secret(base: &Path, p: &Path, what: &str) -> Result<String, String> {
-    let full = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.join(p)
-    };
-    std::fs::read_to_string(&full)
-        .map(|s| s.trim().to_string())
-        .map_err(|e| format!("{what}: cannot read {}: {e}", full.display()))
+    crate::secret::read_file(base, p, what).map(|s| s.expose().to_string())
 }
 
 impl TelegramConfig {

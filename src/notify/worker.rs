@@ -205,6 +205,8 @@ impl Worker {
 
     async fn serve(&mut self) {
         let labels = integration_labels(&self.status_receiver(), self.current.notifier.kind());
+        let reasons = super::FailureReason::ALL.map(super::FailureReason::as_str);
+        self.metrics.init_integration(&labels, &reasons);
         self.publish_depth(&labels);
         // Attempts in flight (at most MAX_IN_FLIGHT, one per group, so a group's
         // notifications still go out in order); a finished one frees its slot at once.

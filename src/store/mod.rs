@@ -1528,7 +1528,9 @@ pub(crate) mod tests {
                     .find(|r| r.fingerprint() == firing_fp())
                     .and_then(|r| r.decode(&strings.strings).ok())
                     .map(|a| a.ends_at.is_some());
-                o2.lock().unwrap().push(format!("snapshot: resolved={ended:?}"));
+                o2.lock()
+                    .unwrap()
+                    .push(format!("snapshot: resolved={ended:?}"));
             });
             let b = store.ingest(vec![resolved.clone()], move |_| {
                 o3.lock().unwrap().push("resolve handed on".into())

@@ -25,6 +25,7 @@ mod parse;
 pub mod printf;
 pub mod value;
 
+pub use exec::MAX_OUTPUT;
 pub use value::Value;
 
 use std::collections::HashMap;

@@ -133,6 +133,12 @@ pub struct Alert {
     /// flag): such an end gives way to a sender's explicit one when merging.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub timeout: bool,
+    /// `ends_at` is the webhook TTL (`ingest.webhook_firing_ttl`), not an end anyone
+    /// reported: a firing webhook alert that its Alertmanager stopped repeating. Reaching
+    /// it drops the alert from its groups without a resolve notification (nobody said it
+    /// resolved). Always with `timeout`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub expires: bool,
     /// This report came from an Alertmanager's webhook (not stored: only the dispatcher
     /// reads it, for the report at hand). Alertmanager sends a resolved alert only to a
     /// receiver it notified of the alert firing — through this router or, after an HA
@@ -146,6 +152,11 @@ impl Alert {
     /// Resolved at `t` iff it has an end time and that end is not after `t`.
     pub fn resolved_at(&self, t: OffsetDateTime) -> bool {
         self.ends_at.is_some_and(|e| e <= t)
+    }
+
+    /// Ended at `t` by the webhook TTL (see [`Alert::expires`]), not resolved.
+    pub fn expired_at(&self, t: OffsetDateTime) -> bool {
+        self.expires && self.resolved_at(t)
     }
 
     pub fn status_at(&self, t: OffsetDateTime) -> Status {
@@ -203,6 +214,7 @@ impl Alert {
                 if o > n && !old.timeout {
                     self.ends_at = Some(o);
                     self.timeout = false;
+                    self.expires = false;
                 }
             }
         }
@@ -630,6 +642,7 @@ pub fn parse_alert(
         targets: targets.clone(),
         timeout: false,
         handoff: false,
+        expires: false,
     })
 }
 
@@ -884,6 +897,7 @@ mod tests {
             },
             timeout: false,
             handoff: false,
+            expires: false,
         };
         let mut stored = base.clone();
         let mut newer = base.clone();
@@ -926,6 +940,7 @@ mod tests {
             targets: Targets::default(),
             timeout: false,
             handoff: false,
+            expires: false,
         }
     }
 

@@ -153,6 +153,14 @@ pub struct IngestConfig {
     /// Aggregation groups before new groups of a route join its overflow group.
     #[serde(default = "default_max_groups")]
     pub max_groups: usize,
+    /// How long a firing alert received by webhook stays firing without its Alertmanager
+    /// sending it again (unset: until a resolved webhook arrives). Alertmanager repeats a
+    /// firing group every `repeat_interval`, so this is set to a few of them (the sidecar
+    /// manifests: 12h = 3 × the default 4h). An alert not refreshed in time leaves its
+    /// groups without a resolve notification: after an HA failover, the old sender's
+    /// router stops repeating groups that its peer now delivers.
+    #[serde(default)]
+    pub webhook_firing_ttl: Option<AmDuration>,
 }
 
 /// Defaults of the ingest limits.
@@ -210,6 +218,7 @@ impl Default for IngestConfig {
             max_annotations_per_alert: limits::annotations(),
             max_annotation_bytes: limits::annotation_bytes(),
             max_groups: default_max_groups(),
+            webhook_firing_ttl: None,
         }
     }
 }
@@ -716,6 +725,17 @@ impl Config {
         if self.storage.retention.0.is_zero() {
             return Err((None, "storage.retention: must be greater than 0".into()));
         }
+        if self
+            .ingest
+            .webhook_firing_ttl
+            .is_some_and(|d| d.0.is_zero())
+        {
+            return Err((
+                None,
+                "ingest.webhook_firing_ttl: must be greater than 0 (leave it unset for no TTL)"
+                    .into(),
+            ));
+        }
         if self.ingest.max_body_bytes < 1024 {
             return Err((None, "ingest.max_body_bytes: must be at least 1024".into()));
         }
@@ -1181,6 +1201,7 @@ mod tests {
             ("route:\n  receiver: x\nreceivers:\n  - name: x\n    log_configs: [{rate_limit: {messages: 0, per: 1s}}]\n", "rate_limit"),
             ("route:\n  receiver: x\nreceivers:\n  - name: x\n    slack_configs: [{api_url: 'http://h', title: '{{ x'}]\n", "template error"),
             ("listen: nope\nroute:\n  receiver: x\nreceivers:\n  - name: x\n", "listen: \"nope\" is not host:port"),
+            ("ingest: {webhook_firing_ttl: 0s}\nroute:\n  receiver: x\nreceivers:\n  - name: x\n", "ingest.webhook_firing_ttl: must be greater than 0"),
         ];
         for (yaml, want) in cases {
             let e = load(yaml).map(|_| ()).unwrap_err();

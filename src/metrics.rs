@@ -21,6 +21,7 @@ pub struct Metrics {
     registry: Registry,
     pub alerts_received: Family<Labels, Counter>,
     pub alerts_invalid: Counter,
+    pub alerts_expired: Counter,
     pub ingest_rejected: Family<Labels, Counter>,
     pub alerts_active: Gauge,
     pub groups: Gauge,
@@ -57,6 +58,7 @@ impl Metrics {
         let m = Metrics {
             alerts_received: Family::default(),
             alerts_invalid: Counter::default(),
+            alerts_expired: Counter::default(),
             ingest_rejected: Family::default(),
             alerts_active: Gauge::default(),
             groups: Gauge::default(),
@@ -115,6 +117,11 @@ impl Metrics {
             "alerts_invalid",
             "Alerts rejected as invalid",
             m.alerts_invalid.clone(),
+        );
+        registry.register(
+            "alerts_expired",
+            "Firing webhook alerts dropped from their groups without a resolve notification because their Alertmanager did not send them again within ingest.webhook_firing_ttl (counted per group)",
+            m.alerts_expired.clone(),
         );
         registry.register(
             "ingest_rejected",

@@ -263,3 +263,83 @@ async fn handed_over_resolves_are_announced_once() {
     assert_eq!(names, ["Failover", "Later"], "{v:#?}");
     app.stop().await;
 }
+
+/// Fingerprints in the group of `alertname` (empty when the group is gone).
+async fn group_members(app: &TestApp, alertname: &str) -> Vec<String> {
+    let groups = app.get_json("/admin/v1/groups").await;
+    groups
+        .as_array()
+        .and_then(|g| g.iter().find(|g| g["labels"]["alertname"] == alertname))
+        .and_then(|g| g["alerts"].as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `ingest.webhook_firing_ttl`: a firing webhook alert its Alertmanager stops sending (an
+/// HA peer took over, or it lost the alert) leaves its group when the TTL passes without a
+/// resolve notification; one that keeps being sent stays; a later real resolve is still
+/// announced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_alerts_not_sent_again_within_the_ttl_leave_quietly() {
+    let app = TestApp::start(&format!("ingest: {{webhook_firing_ttl: 2s}}\n{CONFIG}")).await;
+    let a = alert(&[("alertname", "Stale"), ("instance", "a")], "firing");
+    let b = alert(&[("alertname", "Stale"), ("instance", "b")], "firing");
+    assert_eq!(
+        app.post_json("/webhook", &webhook(vec![a.clone(), b.clone()]))
+            .await
+            .status(),
+        200
+    );
+    let v = wait_count(&app, 1).await;
+    assert_eq!(v[0]["message"]["alerts"].as_array().map(Vec::len), Some(2));
+    let members = group_members(&app, "Stale").await;
+    assert_eq!(members.len(), 2);
+    let b_fp = alert_router::alert::Fingerprint::of(&label_map(&b["labels"])).to_string();
+    // Alertmanager keeps sending b (its repeats), not a: a expires, b stays
+    let left = wait_for(WAIT, "a to expire", || {
+        let (app, b) = (&app, b.clone());
+        async move {
+            let r = app.post_json("/webhook", &webhook(vec![b])).await;
+            assert_eq!(r.status(), 200);
+            let m = group_members(app, "Stale").await;
+            (m.len() == 1).then_some(m)
+        }
+    })
+    .await;
+    assert_eq!(left, [b_fp]);
+    assert_eq!(
+        metric(&app.base, "alert_router_alerts_expired_total").await,
+        1.0
+    );
+    // b's repeats were absorbed and a left without a resolve
+    wait_ticks(&app, "Stale", 2).await;
+    assert_eq!(sent(&app).await.len(), 1, "{:#?}", sent(&app).await);
+    // no more repeats: b expires too and the group ends, still without a notification
+    wait_for(WAIT, "the group to end", || async {
+        group_members(&app, "Stale").await.is_empty().then_some(())
+    })
+    .await;
+    assert_eq!(
+        metric(&app.base, "alert_router_alerts_expired_total").await,
+        2.0
+    );
+    assert_eq!(sent(&app).await.len(), 1, "{:#?}", sent(&app).await);
+    // a real resolve of a, reported later, is still news
+    let mut gone = a.clone();
+    gone["status"] = "resolved".into();
+    gone["endsAt"] = ts(now()).into();
+    assert_eq!(
+        app.post_json("/webhook", &webhook(vec![gone]))
+            .await
+            .status(),
+        200
+    );
+    let v = wait_count(&app, 2).await;
+    assert_eq!(v[1]["message"]["status"], "resolved", "{v:#?}");
+    assert_eq!(v[1]["message"]["alerts"].as_array().map(Vec::len), Some(1));
+    app.stop().await;
+}

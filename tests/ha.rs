@@ -15,6 +15,9 @@ const GROUPS: usize = 6;
 /// Alertmanager's repeat_interval: after the failover the survivor re-sends every firing
 /// group to its own router within this time (see the README's High availability section).
 const AM_REPEAT: &str = "4s";
+/// The routers' `ingest.webhook_firing_ttl`: 3 × Alertmanager's repeat_interval, as the
+/// sidecar manifests set it (12h for the default 4h).
+const ROUTER_TTL: &str = "12s";
 
 /// One alert as Prometheus posts it: `endsAt` some evaluation intervals ahead while firing,
 /// `endsAt` now once resolved.
@@ -48,7 +51,7 @@ async fn start_router(i: usize, sink: &MockServer) -> (RouterProc, tempfile::Tem
     // path, which tells the test who delivered. The rate limit keeps notifications queued
     // long enough for the kill to land mid-flight.
     let yaml = format!(
-        "route:\n  receiver: sink\n  group_by: [alertname]\n  group_wait: 200ms\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: sink\n    webhook_configs:\n      - url: '{}'\n        send_resolved: true\n        rate_limit: {{messages: 1, per: 400ms, burst: 1}}\n",
+        "ingest: {{webhook_firing_ttl: {ROUTER_TTL}}}\nroute:\n  receiver: sink\n  group_by: [alertname]\n  group_wait: 200ms\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: sink\n    webhook_configs:\n      - url: '{}'\n        send_resolved: true\n        rate_limit: {{messages: 1, per: 400ms, burst: 1}}\n",
         sink.url(&format!("/router{i}"))
     );
     let cfg = dir.path().join("alert-router.yml");
@@ -378,6 +381,46 @@ async fn replica_kill(resolve_at_once: bool) {
         "  every resolution at the sink {:.1} s after it was posted to the survivor",
         resolved_done.duration_since(resolved_at).as_secs_f64()
     );
+    if !resolve_at_once {
+        // The old sender's router, restarted on its volume as Kubernetes does, is sent
+        // nothing any more (its replica's log says the peer notified): its firing groups
+        // end by the webhook TTL, without a resolve, instead of repeating for ever. The
+        // survivor's router keeps the groups its Alertmanager keeps repeating.
+        let cfg = dead._dir.path().join("alert-router.yml");
+        let port: u16 = dead
+            .router
+            .base
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("router port");
+        let restarted = Instant::now();
+        let back = RouterProc::spawn_logging(&cfg, port, "error").await;
+        let ended = wait_for(
+            Duration::from_secs(30),
+            "the old sender's router to let its stale groups go",
+            || async { router_groups(&back).await.is_empty().then(Instant::now) },
+        )
+        .await;
+        let expired = metric(&back.base, "alert_router_alerts_expired_total").await;
+        assert!(
+            expired >= 1.0,
+            "no alert left by the TTL (alert_router_alerts_expired_total {expired})"
+        );
+        let live = router_groups(&survivor.router).await;
+        let want: BTreeSet<String> = (3..GROUPS).map(|g| format!("HaGroup{g}")).collect();
+        assert_eq!(live, want, "the survivor's router lost live groups");
+        let late = seen(&sink)
+            .iter()
+            .filter(|s| s.at > restarted && s.router == format!("router{victim}"))
+            .count();
+        println!(
+            "  router{victim} restarted on its store {:.1} s after the kill: no group left {:.1} s later ({expired} alerts expired quietly by webhook_firing_ttl {ROUTER_TTL}); {late} notification(s) it had queued went out late",
+            restarted.duration_since(killed_at).as_secs_f64(),
+            ended.duration_since(restarted).as_secs_f64()
+        );
+        drop(back);
+    }
     println!("  test time {:.1} s", started.elapsed().as_secs_f64());
     drop(dead);
     drop(survivor);

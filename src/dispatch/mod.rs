@@ -192,6 +192,8 @@ struct Group {
 struct Member {
     record: AlertRecord,
     ends_at: Option<OffsetDateTime>,
+    /// The end is the webhook TTL (see [`Alert::expires`]).
+    expires: bool,
 }
 
 impl Member {
@@ -635,6 +637,7 @@ impl Dispatcher {
                     Member {
                         record: record.clone(),
                         ends_at: a.ends_at,
+                        expires: a.expires,
                     },
                 );
             }
@@ -925,6 +928,21 @@ fn flush_group(
         }
     }
     alerts.sort_by(|a, b| notification_order(&a.labels, &b.labels));
+    // Webhook alerts their Alertmanager stopped sending (`ingest.webhook_firing_ttl`) leave
+    // quietly: nobody said they resolved, so no resolve is announced; they are left out of
+    // this and later notifications and purged with the resolved ones.
+    let before = alerts.len();
+    alerts.retain(|a| !a.expired_at(t));
+    let expired = before - alerts.len();
+    if expired > 0 {
+        metrics.alerts_expired.inc_by(expired as u64);
+        tracing::info!(
+            group = %g.key,
+            receiver = %g.receiver,
+            expired,
+            "firing webhook alerts not sent again within ingest.webhook_firing_ttl leave the group without a resolve notification"
+        );
+    }
     // Muted alerts are left out (Alertmanager's inhibition, time-interval and silence
     // stages run before the notification log); if nothing is left, nothing is sent or
     // recorded. A route muted by its time intervals mutes the whole group.
@@ -1086,7 +1104,9 @@ fn flush_group(
     let purge: Vec<(Fingerprint, AlertRecord)> = g
         .alerts
         .iter()
-        .filter(|(fp, m)| m.resolved_at(t) && !(muted.contains(fp) && announced.contains(&fp.0)))
+        .filter(|(fp, m)| {
+            m.resolved_at(t) && (m.expires || !(muted.contains(fp) && announced.contains(&fp.0)))
+        })
         .map(|(fp, m)| (*fp, m.record.clone()))
         .collect();
     if purge.len() == g.alerts.len() {
@@ -1131,6 +1151,7 @@ mod tests {
             targets: Targets::default(),
             timeout: false,
             handoff: false,
+            expires: false,
         }
     }
 

@@ -327,6 +327,7 @@ pub async fn test_receiver(State(app): State<Arc<App>>, Path(name): Path<String>
         targets: Default::default(),
         timeout: false,
         handoff: false,
+        expires: false,
     };
     let group_key = format!("{{}}/test:{}", crate::matcher::label_set_string(&labels));
     let kinds = r.integrations();

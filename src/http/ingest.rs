@@ -154,8 +154,17 @@ async fn handle(
         app.metrics.alerts_invalid.inc_by(invalid.len() as u64);
     }
     if matches!(kind, Kind::Webhook) {
+        let ttl = cfg
+            .ingest
+            .webhook_firing_ttl
+            .and_then(|d| time::Duration::try_from(d.0).ok());
         for a in &mut alerts {
             a.handoff = true;
+            if let (Some(ttl), None) = (ttl, a.ends_at) {
+                a.ends_at = t.checked_add(ttl);
+                a.timeout = a.ends_at.is_some();
+                a.expires = a.ends_at.is_some();
+            }
         }
     }
     let n = alerts.len();

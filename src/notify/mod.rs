@@ -237,6 +237,7 @@ pub fn sample_alerts(receiver: &str, t: time::OffsetDateTime) -> Vec<crate::aler
             targets: Default::default(),
             timeout: false,
             handoff: false,
+            expires: false,
         }
     };
     vec![alert("host-1", None), alert("host-2", Some(t))]

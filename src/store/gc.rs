@@ -63,6 +63,7 @@ mod tests {
             targets: Default::default(),
             timeout: false,
             handoff: false,
+            expires: false,
         }
     }
 

@@ -1279,6 +1279,7 @@ pub(crate) mod tests {
             },
             timeout: false,
             handoff: false,
+            expires: false,
         }
     }
 

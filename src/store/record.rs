@@ -9,7 +9,7 @@
 //!
 //! ```text
 //! u8 format (= 1)
-//! u8 flags          bit 0: has ends_at, bit 1: timeout, bit 2: routed
+//! u8 flags          bit 0: has ends_at, bit 1: timeout, bit 2: routed, bit 3: expires
 //! u64 fingerprint   little-endian
 //! time starts_at    time = zigzag secs, nanos, zigzag UTC offset in seconds
 //! time ends_at      only with flag bit 0
@@ -35,6 +35,7 @@ pub const RECORD_FORMAT: u8 = 1;
 const HAS_END: u8 = 1;
 const TIMEOUT: u8 = 2;
 const ROUTED: u8 = 4;
+const EXPIRES: u8 = 8;
 
 /// A record that does not decode (truncated, wrong format, invalid UTF-8 or time).
 #[derive(Debug, thiserror::Error)]
@@ -194,6 +195,7 @@ pub struct Header {
     pub received_at: OffsetDateTime,
     pub timeout: bool,
     pub routed: bool,
+    pub expires: bool,
 }
 
 impl Header {
@@ -220,6 +222,9 @@ impl AlertRecord {
         }
         if a.targets.routed {
             flags |= ROUTED;
+        }
+        if a.expires {
+            flags |= EXPIRES;
         }
         b.push(flags);
         b.extend_from_slice(&a.fingerprint.0.to_le_bytes());
@@ -338,6 +343,7 @@ impl AlertRecord {
             },
             timeout: h.timeout,
             handoff: false,
+            expires: h.expires,
         })
     }
 
@@ -524,6 +530,7 @@ impl<'a> Reader<'a> {
                 received_at,
                 timeout: flags & TIMEOUT != 0,
                 routed: flags & ROUTED != 0,
+                expires: flags & EXPIRES != 0,
             },
             flags,
         ))
@@ -557,6 +564,7 @@ mod tests {
             },
             timeout: true,
             handoff: false,
+            expires: false,
         }
     }
 
@@ -584,6 +592,13 @@ mod tests {
         let r = AlertRecord::encode(&firing, &strings);
         assert_eq!(r.decode(&strings).unwrap(), firing);
         assert_eq!(r.header().unwrap().ends_at, None);
+        // a webhook TTL end keeps its flag
+        let mut ttl = a.clone();
+        ttl.expires = true;
+        let r = AlertRecord::encode(&ttl, &strings);
+        assert_eq!(r.decode(&strings).unwrap(), ttl);
+        assert!(r.header().unwrap().expires);
+        assert!(!AlertRecord::encode(&a, &strings).header().unwrap().expires);
     }
 
     #[test]

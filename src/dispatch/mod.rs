@@ -15,9 +15,9 @@ use crate::config::Config;
 use crate::inhibit::Inhibitor;
 use crate::metrics::Metrics;
 use crate::notify::Hub;
-use crate::route::Route;
+use crate::route::{GroupBy, Route};
 use crate::silence::Silences;
-use crate::store::record::AlertRecord;
+use crate::store::record::{AlertRecord, Header};
 use crate::store::{
     keys, Commit, DispatchOp, GroupState, Merged, NflogEntry, Notification, Store, StoreError,
 };
@@ -147,6 +147,33 @@ impl Routing {
         names.sort();
         names.dedup();
         names
+    }
+
+    /// Every route an alert can be delivered through, in a fixed order (the tree depth
+    /// first, then the direct routes by receiver): [`Prepared`] names routes by position.
+    fn route_list(&self) -> Vec<&Route> {
+        let mut out = Vec::new();
+        self.root.walk(&mut out);
+        let mut direct: Vec<&Route> = self.direct.values().collect();
+        direct.sort_by(|a, b| a.receiver.cmp(&b.receiver));
+        out.extend(direct);
+        out
+    }
+
+    /// The label names routing and grouping look at (every matcher's and `group_by`'s),
+    /// sorted; `None` when a route groups by every label (`...`).
+    fn routing_names(&self) -> Option<Vec<String>> {
+        let mut names = Vec::new();
+        for r in self.route_list() {
+            names.extend(r.matchers.0.iter().map(|m| m.name.clone()));
+            match &r.group_by {
+                GroupBy::All => return None,
+                GroupBy::Labels(l) => names.extend(l.iter().cloned()),
+            }
+        }
+        names.sort();
+        names.dedup();
+        Some(names)
     }
 
     /// Routes an alert is delivered through.
@@ -369,31 +396,43 @@ impl Dispatcher {
         // decoded at once would double the memory); grouping here overlaps the next slice.
         let (tx, mut rx) = mpsc::channel::<Vec<Prepared>>(2);
         let routing = self.routing.clone();
+        let t = now();
+        let labels = !inhibitor.is_empty();
         let decoder = tokio::task::spawn_blocking(move || {
-            let t = now();
             let (resolved, firing): (Vec<AlertRecord>, Vec<AlertRecord>) = records
                 .into_iter()
                 .partition(|r| r.header().is_ok_and(|h| h.resolved_at(t)));
+            let names = routing.routing_names();
+            let how = Decode {
+                store: &store,
+                routing: &routing,
+                names: names.as_deref(),
+                labels,
+                t,
+            };
             for part in [firing, resolved] {
                 for slice in part.chunks(REBUILD_SLICE) {
-                    if tx
-                        .blocking_send(decode_parallel(&store, &routing, slice))
-                        .is_err()
-                    {
+                    if tx.blocking_send(decode_parallel(&how, slice)).is_err() {
                         return;
                     }
                 }
             }
         });
         let mut n = 0usize;
-        let t = now();
+        let routing = self.routing.clone();
+        let routes = routing.route_list();
         while let Some(decoded) = rx.recv().await {
             n += decoded.len();
-            for (m, groups) in decoded {
-                if !inhibitor.is_empty() && !m.alert.resolved_at(t) {
-                    inhibitor.observe(m.alert.fingerprint, &m.alert.labels, m.alert.ends_at);
+            for p in decoded {
+                if let Some(l) = &p.labels {
+                    inhibitor.observe(p.head.fingerprint, l, p.head.ends_at);
                 }
-                self.insert_prepared(&m.alert, m.record, groups, true, t);
+                for (i, labels, id) in p.groups.iter() {
+                    if let Some(route) = routes.get(*i) {
+                        let group = [(*route, labels, id.as_str())];
+                        self.insert_prepared(&p.head, false, p.record.clone(), &group, true, t);
+                    }
+                }
             }
         }
         decoder
@@ -560,45 +599,61 @@ impl Dispatcher {
     /// Anything older was notified (and purged) already, so it is not announced again.
     fn insert(&mut self, a: &Alert, record: AlertRecord, from_store: bool) {
         let routing = self.routing.clone();
-        let groups = routing
+        let owned: Vec<(&Route, LabelSet, String)> = routing
             .routes_for(a)
             .into_iter()
             .map(|route| {
                 let labels = route.group_labels(&a.labels);
                 let id = route.group_id(&labels);
-                (labels, id)
+                (route, labels, id)
             })
             .collect();
-        self.insert_prepared(a, record, groups, from_store, now());
+        let groups: Vec<(&Route, &LabelSet, &str)> = owned
+            .iter()
+            .map(|(r, l, id)| (*r, l, id.as_str()))
+            .collect();
+        self.insert_prepared(
+            &Header::of(a),
+            a.handoff,
+            record,
+            &groups,
+            from_store,
+            now(),
+        );
     }
 
-    /// [`Dispatcher::insert`] with the alert's group labels and ids per route (in
-    /// `routes_for` order) already computed (a rebuild computes them on every core).
+    /// [`Dispatcher::insert`] of an alert known by its header (`handoff`: it came by
+    /// webhook), with its routes, group labels and group ids already computed (a rebuild
+    /// computes them on every core, once per distinct routing key).
     fn insert_prepared(
         &mut self,
-        a: &Alert,
+        a: &Header,
+        handoff: bool,
         record: AlertRecord,
-        groups: Vec<(LabelSet, String)>,
+        groups: &[(&Route, &LabelSet, &str)],
         from_store: bool,
         t: OffsetDateTime,
     ) {
-        let routing = self.routing.clone();
         let resolved = a.resolved_at(t);
-        let max_groups = routing.config.ingest.max_groups;
-        for (route, (labels, id)) in routing.routes_for(a).into_iter().zip(groups) {
-            let (labels, id) = self.limit_groups(route, a, labels, id, resolved, max_groups);
+        let max_groups = self.routing.config.ingest.max_groups;
+        for &(route, labels, id) in groups {
+            let overflow = self.limit_groups(route, a.fingerprint, id, resolved, max_groups);
+            let (labels, id) = match &overflow {
+                Some((l, id)) => (l, id.as_str()),
+                None => (labels, id),
+            };
             if resolved {
                 let owed = if from_store {
-                    self.owes(&id, a, t)
+                    self.owes(id, a, t)
                 } else {
-                    a.handoff || self.groups.contains_key(&id)
+                    handoff || self.groups.contains_key(id)
                 };
                 if !owed {
                     continue;
                 }
             }
-            if !self.groups.contains_key(&id) {
-                let persisted = self.persisted.get(&id);
+            if !self.groups.contains_key(id) {
+                let persisted = self.persisted.get(id);
                 // Alertmanager: a group created by an alert that started more than
                 // group_wait ago flushes at once (no re-waiting after restarts).
                 let gw = time::Duration::try_from(route.group_wait).unwrap_or(time::Duration::ZERO);
@@ -614,8 +669,8 @@ impl Dispatcher {
                     None => a.received_at + gw,
                 };
                 let g = Group {
-                    key: route.group_key(&labels),
-                    labels,
+                    key: route.group_key(labels),
+                    labels: labels.clone(),
                     receiver: route.receiver.clone(),
                     route_id: route.id.clone(),
                     group_interval: route.group_interval,
@@ -627,11 +682,11 @@ impl Dispatcher {
                     suppressed: 0,
                     handoff: false,
                 };
-                self.timers.insert((next_flush, id.clone()));
-                self.groups.insert(id.clone(), g);
+                self.timers.insert((next_flush, id.to_string()));
+                self.groups.insert(id.to_string(), g);
             }
-            if let Some(g) = self.groups.get_mut(&id) {
-                g.handoff |= resolved && a.handoff;
+            if let Some(g) = self.groups.get_mut(id) {
+                g.handoff |= resolved && handoff;
                 g.alerts.insert(
                     a.fingerprint,
                     Member {
@@ -650,26 +705,26 @@ impl Dispatcher {
     /// so it is still notified, in one message with the other overflowed alerts. An alert
     /// already in the overflow group stays there (its repeats and its resolve are sent
     /// where its firing was).
+    /// `None`: the alert's own group.
     fn limit_groups(
         &mut self,
         route: &Route,
-        a: &Alert,
-        labels: LabelSet,
-        id: String,
+        fingerprint: Fingerprint,
+        id: &str,
         resolved: bool,
         max_groups: usize,
-    ) -> (LabelSet, String) {
-        if self.groups.contains_key(&id) {
-            return (labels, id);
+    ) -> Option<(LabelSet, String)> {
+        if self.groups.contains_key(id) {
+            return None;
         }
         let overflow_labels = LabelSet::from([(OVERFLOW_LABEL.to_string(), "true".to_string())]);
         let overflow_id = route.group_id(&overflow_labels);
         let overflow = self.groups.get(&overflow_id);
-        if overflow.is_some_and(|g| g.alerts.contains_key(&a.fingerprint)) {
-            return (overflow_labels, overflow_id);
+        if overflow.is_some_and(|g| g.alerts.contains_key(&fingerprint)) {
+            return Some((overflow_labels, overflow_id));
         }
         if resolved || self.groups.len() < max_groups {
-            return (labels, id);
+            return None;
         }
         if overflow.is_none() {
             tracing::warn!(
@@ -682,11 +737,11 @@ impl Dispatcher {
             .groups_limited
             .get_or_create(&crate::metrics::labels(&[("receiver", &route.receiver)]))
             .inc();
-        (overflow_labels, overflow_id)
+        Some((overflow_labels, overflow_id))
     }
 
     /// Whether group `id` still owes a notification for the stored resolved alert `a`.
-    fn owes(&self, id: &str, a: &Alert, t: OffsetDateTime) -> bool {
+    fn owes(&self, id: &str, a: &Header, t: OffsetDateTime) -> bool {
         let since = match (self.persisted.get(id), self.groups.get(id)) {
             (Some(p), _) => p.last_flush,
             (None, Some(g)) => g
@@ -842,48 +897,106 @@ impl Dispatcher {
 /// reported after it. A resolve arrives late as a rule (an upstream Alertmanager sends it
 /// up to its own `group_interval` after the end), so its end alone may predate a flush that
 /// still saw the alert firing.
-fn owed_since(since: Option<OffsetDateTime>, a: &Alert) -> bool {
+fn owed_since(since: Option<OffsetDateTime>, a: &Header) -> bool {
     since.is_none_or(|s| a.ends_at.is_some_and(|e| e > s) || a.updated_at > s)
 }
 
 /// Alerts decoded per step of a rebuild.
 const REBUILD_SLICE: usize = 32 * 1024;
 
-/// A decoded alert with its group labels and group ids per route.
-type Prepared = (Merged, Vec<(LabelSet, String)>);
+/// A stored alert ready to be grouped: its record and header, its labels when the
+/// inhibition rules need them (firing alerts, when there are rules), and its groups as
+/// (position in [`Routing::route_list`], group labels, group id), shared by every alert
+/// with the same routing key.
+struct Prepared {
+    record: AlertRecord,
+    head: Header,
+    labels: Option<LabelSet>,
+    groups: RoutedGroups,
+}
 
-/// Decode what routing needs of `records` and compute their groups, split over every core.
-/// Unreadable records are logged and skipped.
-fn decode_parallel(store: &Store, routing: &Routing, records: &[AlertRecord]) -> Vec<Prepared> {
+/// An alert's groups: (position in [`Routing::route_list`], group labels, group id).
+type RoutedGroups = Arc<[(usize, LabelSet, String)]>;
+
+/// How a rebuild decodes: the store, the routing, the label names routing looks at (`None`:
+/// all of them), whether labels are kept for the inhibitor, and the time.
+struct Decode<'a> {
+    store: &'a Store,
+    routing: &'a Routing,
+    names: Option<&'a [String]>,
+    labels: bool,
+    t: OffsetDateTime,
+}
+
+/// Most distinct routing keys one decoding thread remembers per slice (one group per
+/// alert would otherwise make it a second copy of every key).
+const ROUTING_CACHE: usize = 4096;
+
+/// Decode what grouping needs of `records`, split over every core. Routing and grouping run
+/// once per distinct routing key (see [`AlertRecord::routing_key`]): a million alerts in a
+/// few groups are not each decoded and matched. Unreadable records are logged and skipped.
+fn decode_parallel(how: &Decode<'_>, records: &[AlertRecord]) -> Vec<Prepared> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per = records.len().div_ceil(threads).max(1);
     let decode = |part: &[AlertRecord]| -> Vec<Prepared> {
-        part.iter()
-            .filter_map(|record| match store.decode_for_routing(record) {
-                Ok(alert) => {
-                    let groups = routing
+        let routes = how.routing.route_list();
+        let mut cache: HashMap<Vec<u8>, RoutedGroups> = HashMap::new();
+        let mut key = Vec::new();
+        let mut out = Vec::with_capacity(part.len());
+        for record in part {
+            let unreadable = |e: StoreError| {
+                tracing::error!(fingerprint = %record.fingerprint(), error = %e, "unreadable alert record skipped");
+            };
+            let head = match how.names {
+                Some(names) => how.store.routing_key(record, names, &mut key),
+                None => record
+                    .header()
+                    .map_err(|e| StoreError::Failed(e.to_string())),
+            };
+            let head = match head {
+                Ok(h) => h,
+                Err(e) => {
+                    unreadable(e);
+                    continue;
+                }
+            };
+            let want_labels = how.labels && !head.resolved_at(how.t);
+            let cached = how.names.and_then(|_| cache.get(&key).cloned());
+            let (groups, labels) = match cached {
+                Some(g) if !want_labels => (g, None),
+                _ => {
+                    let alert = match how.store.decode_for_routing(record) {
+                        Ok(a) => a,
+                        Err(e) => {
+                            unreadable(e);
+                            continue;
+                        }
+                    };
+                    let groups: RoutedGroups = how
+                        .routing
                         .routes_for(&alert)
                         .into_iter()
-                        .map(|route| {
+                        .filter_map(|route| {
+                            let i = routes.iter().position(|r| std::ptr::eq(*r, route))?;
                             let labels = route.group_labels(&alert.labels);
                             let id = route.group_id(&labels);
-                            (labels, id)
+                            Some((i, labels, id))
                         })
                         .collect();
-                    Some((
-                        Merged {
-                            alert,
-                            record: record.clone(),
-                        },
-                        groups,
-                    ))
+                    if how.names.is_some() && cache.len() < ROUTING_CACHE {
+                        cache.insert(key.clone(), groups.clone());
+                    }
+                    (groups, want_labels.then_some(alert.labels))
                 }
-                Err(e) => {
-                    tracing::error!(fingerprint = %record.fingerprint(), error = %e, "unreadable alert record skipped");
-                    None
-                }
-            })
-            .collect()
+            };
+            out.push(Prepared {
+                record: record.clone(),
+                head,
+                labels,
+                groups,
+            });
+        }
+        out
     };
     std::thread::scope(|s| {
         let parts: Vec<_> = records
@@ -1137,9 +1250,9 @@ mod tests {
 
     /// A resolved alert that ended `ended` minutes and was reported `reported` minutes
     /// after `t0`.
-    fn resolved(t0: OffsetDateTime, ended: i64, reported: i64) -> Alert {
+    fn resolved(t0: OffsetDateTime, ended: i64, reported: i64) -> Header {
         let min = time::Duration::minutes;
-        Alert {
+        Header::of(&Alert {
             fingerprint: Fingerprint(1),
             labels: LabelSet::new(),
             annotations: LabelSet::new(),
@@ -1152,7 +1265,7 @@ mod tests {
             timeout: false,
             handoff: false,
             expires: false,
-        }
+        })
     }
 
     /// Which stored resolved alerts a restart puts back into a group flushed at minute 10.
@@ -1170,5 +1283,92 @@ mod tests {
             "ended before the flush that saw it firing, reported after it"
         );
         assert!(owed_since(None, &resolved(t0, 5, 6)), "no flush yet");
+    }
+
+    /// A rebuild routes once per routing key and shares the outcome: every alert must get
+    /// exactly the groups that routing it on its own gives. Many alerts share a key; label
+    /// values are interned or inline (`cluster` has more values than are interned per
+    /// name), some labels are missing, some alerts are posted to a receiver directly or not
+    /// routed, and the tree has regex, negative and `continue` matchers.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn routing_by_key_groups_as_routing_each_alert() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = "route:\n  receiver: a\n  group_by: [alertname, cluster]\n  routes:\n    - receiver: b\n      matchers: ['team=~\"db|web\"']\n      group_by: [alertname]\n      continue: true\n    - receiver: c\n      matchers: ['severity!=\"\"', 'env=\"prod\"']\nreceivers:\n  - name: a\n  - name: b\n  - name: c\n";
+        let config = Config::load_str(yaml, "test.yml", dir.path()).unwrap();
+        let routing = Routing::new(Arc::new(config));
+        let store = Store::open(&dir.path().join("data"), 8, 100_000, 1 << 20).unwrap();
+        let t = now();
+        let pick = |i: u64, of: &[&str]| of[(i % of.len() as u64) as usize].to_string();
+        let alerts: Vec<Alert> = (0..6_000u64)
+            .map(|i| {
+                let mut labels = LabelSet::new();
+                labels.insert("alertname".into(), pick(i, &["A", "B", "C"]));
+                labels.insert("instance".into(), format!("host-{i}"));
+                // past the first 1,100 (more than are interned per name), few values
+                let cluster = if i < 1_100 {
+                    format!("x{i}")
+                } else {
+                    pick(i / 5, &["c1", "c2", "x7", "x1090"])
+                };
+                labels.insert("cluster".into(), cluster);
+                if i % 5 != 0 {
+                    labels.insert("team".into(), pick(i / 3, &["db", "web", "ops", "dbx"]));
+                }
+                if i % 4 != 0 {
+                    labels.insert("severity".into(), pick(i / 2, &["critical", "", "info"]));
+                }
+                labels.insert("env".into(), pick(i / 7, &["prod", "dev"]));
+                Alert {
+                    fingerprint: Fingerprint::of(&labels),
+                    labels,
+                    annotations: LabelSet::new(),
+                    starts_at: t,
+                    ends_at: None,
+                    generator_url: String::new(),
+                    updated_at: t,
+                    received_at: t,
+                    targets: Targets {
+                        routed: i % 11 != 0,
+                        receivers: if i % 7 == 0 || i % 11 == 0 {
+                            ["b".to_string()].into()
+                        } else {
+                            Default::default()
+                        },
+                    },
+                    timeout: false,
+                    handoff: false,
+                    expires: false,
+                }
+            })
+            .collect();
+        for chunk in alerts.chunks(500) {
+            store.ingest(chunk.to_vec(), |_| {}).await.unwrap();
+        }
+        let records = store.alert_records();
+        assert_eq!(records.len(), alerts.len());
+        let names = routing.routing_names().expect("no group_by '...'");
+        assert_eq!(names, ["alertname", "cluster", "env", "severity", "team"]);
+        let how = |names| Decode {
+            store: &store,
+            routing: &routing,
+            names,
+            labels: false,
+            t,
+        };
+        let by_fp = |v: Vec<Prepared>| -> HashMap<Fingerprint, Vec<(usize, LabelSet, String)>> {
+            v.into_iter()
+                .map(|p| (p.head.fingerprint, p.groups.to_vec()))
+                .collect()
+        };
+        let keyed = by_fp(decode_parallel(&how(Some(&names)), &records));
+        let each = by_fp(decode_parallel(&how(None), &records));
+        assert_eq!(keyed.len(), alerts.len());
+        assert_eq!(keyed, each);
+        let multi = each.values().filter(|g| g.len() > 1).count();
+        let none = each.values().filter(|g| g.is_empty()).count();
+        assert!(
+            multi > 0 && none == 0,
+            "{multi} alerts in 2+ groups, {none} in none"
+        );
     }
 }

@@ -714,6 +714,17 @@ impl Store {
             .map_err(record_error)
     }
 
+    /// A record's header and routing key (see [`AlertRecord::routing_key`]).
+    pub fn routing_key(
+        &self,
+        r: &AlertRecord,
+        names: &[String],
+        key: &mut Vec<u8>,
+    ) -> Result<record::Header, StoreError> {
+        r.routing_key(&self.live.strings, names, key)
+            .map_err(record_error)
+    }
+
     /// Every stored alert as its shared record.
     pub fn alert_records(&self) -> Vec<AlertRecord> {
         self.live.records()

@@ -199,6 +199,20 @@ pub struct Header {
 }
 
 impl Header {
+    /// The header `a` is stored with.
+    pub fn of(a: &Alert) -> Header {
+        Header {
+            fingerprint: a.fingerprint,
+            starts_at: a.starts_at,
+            ends_at: a.ends_at,
+            updated_at: a.updated_at,
+            received_at: a.received_at,
+            timeout: a.timeout,
+            routed: a.targets.routed,
+            expires: a.expires,
+        }
+    }
+
     /// Resolved at `t` iff it has an end time and that end is not after `t`.
     pub fn resolved_at(&self, t: OffsetDateTime) -> bool {
         self.ends_at.is_some_and(|e| e <= t)
@@ -279,6 +293,42 @@ impl AlertRecord {
 
     pub fn header(&self) -> Result<Header, RecordError> {
         Ok(Reader::new(&self.0)?.header()?.0)
+    }
+
+    /// The header, and in `key` all that routing and grouping depend on when they look at
+    /// the labels `names` only (sorted): the routed flag, the direct receivers and the
+    /// values of those labels, as encoded (no string is built). Records with equal keys are
+    /// routed and grouped alike. An equal value may be encoded two ways (interned in one
+    /// record, inline in an older one): that only makes two keys for one outcome.
+    pub fn routing_key(
+        &self,
+        strings: &Interner,
+        names: &[String],
+        key: &mut Vec<u8>,
+    ) -> Result<Header, RecordError> {
+        let mut r = Reader::new(&self.0)?;
+        let (h, flags) = r.header()?;
+        key.clear();
+        key.push(flags & ROUTED);
+        let start = r.rest;
+        let n = r.len()?;
+        for _ in 0..n {
+            r.skip_string()?;
+        }
+        key.extend_from_slice(&start[..start.len() - r.rest.len()]);
+        r.skip_string()?;
+        let s = strings.read();
+        let n = r.len()?;
+        for _ in 0..n {
+            let name = r.string_ref(&s)?;
+            let value = r.rest;
+            r.skip_string()?;
+            if let Ok(i) = names.binary_search_by(|x| x.as_str().cmp(name)) {
+                put_uvar(key, i as u64);
+                key.extend_from_slice(&value[..value.len() - r.rest.len()]);
+            }
+        }
+        Ok(h)
     }
 
     /// What merging a newer report onto this alert needs.
@@ -453,19 +503,25 @@ impl<'a> Reader<'a> {
 
     /// A record string: interned or inline.
     fn string(&mut self, s: &InternState) -> Result<String, RecordError> {
+        self.string_ref(s).map(str::to_string)
+    }
+
+    /// A record string, borrowed (from the interner or the record).
+    fn string_ref<'b>(&mut self, s: &'b InternState) -> Result<&'b str, RecordError>
+    where
+        'a: 'b,
+    {
         let tag = self.uvar()?;
         if tag & 1 == 1 {
             let id = usize::try_from(tag >> 1).map_err(|_| RecordError("interned id"))?;
             return s
                 .strs
                 .get(id)
-                .map(|(v, _)| v.to_string())
+                .map(|(v, _)| &**v)
                 .ok_or(RecordError("unknown interned string"));
         }
         let n = usize::try_from(tag >> 1).map_err(|_| RecordError("length out of range"))?;
-        std::str::from_utf8(self.bytes(n)?)
-            .map(str::to_string)
-            .map_err(|_| RecordError("invalid UTF-8"))
+        std::str::from_utf8(self.bytes(n)?).map_err(|_| RecordError("invalid UTF-8"))
     }
 
     fn skip_string(&mut self) -> Result<(), RecordError> {
@@ -599,6 +655,50 @@ mod tests {
         assert_eq!(r.decode(&strings).unwrap(), ttl);
         assert!(r.header().unwrap().expires);
         assert!(!AlertRecord::encode(&a, &strings).header().unwrap().expires);
+    }
+
+    /// The routing key holds the routed flag, the direct receivers and the named labels'
+    /// values, and nothing else.
+    #[test]
+    fn routing_key_covers_what_routing_reads() {
+        let strings = Interner::default();
+        let names = ["alertname".to_string(), "team".to_string()];
+        let key = |a: &Alert| {
+            let mut k = Vec::new();
+            let h = AlertRecord::encode(a, &strings)
+                .routing_key(&strings, &names, &mut k)
+                .unwrap();
+            assert_eq!(h, Header::of(a));
+            k
+        };
+        let mut a = sample();
+        a.labels.insert("team".into(), "db".into());
+        let base = key(&a);
+        let mut other = a.clone();
+        other.labels.insert("pod".into(), "p-1".into());
+        other.annotations.clear();
+        other.ends_at = None;
+        assert_eq!(
+            key(&other),
+            base,
+            "unnamed labels and the rest do not count"
+        );
+        for change in [
+            |a: &mut Alert| {
+                a.labels.insert("team".into(), "web".into());
+            },
+            |a: &mut Alert| {
+                a.labels.remove("team");
+            },
+            |a: &mut Alert| a.targets.routed = false,
+            |a: &mut Alert| {
+                a.targets.receivers.insert("team-c".into());
+            },
+        ] {
+            let mut b = a.clone();
+            change(&mut b);
+            assert_ne!(key(&b), base, "{:?}", b.labels);
+        }
     }
 
     #[test]

@@ -110,7 +110,7 @@ impl Metrics {
         );
         registry.register(
             "tls_certificate_reloads",
-            "Changed TLS certificate/key files seen by the listener, by result (a failure keeps the previous certificate)",
+            "Changed TLS certificate/key or client CA files seen by the listener, by result (a failure keeps the previous one in use)",
             m.tls_reloads.clone(),
         );
         registry.register(

@@ -154,6 +154,16 @@ struct Answer {
     server_cert: Vec<u8>,
 }
 
+/// `alert_router_tls_certificate_reloads_total{result="failure"}`, read over HTTPS.
+async fn reload_failures(app: &TestApp, cfg: Arc<ClientConfig>) -> f64 {
+    let a = https(app, cfg, "/metrics").await.unwrap();
+    a.body
+        .lines()
+        .find(|l| l.starts_with("alert_router_tls_certificate_reloads_total{result=\"failure\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap_or(0.0)
+}
+
 /// One HTTP/1.1 request over a new TLS connection.
 async fn https(app: &TestApp, cfg: Arc<ClientConfig>, path: &str) -> Result<Answer, String> {
     let tcp = TcpStream::connect(addr(app))
@@ -315,16 +325,7 @@ async fn certificate_files_are_reloaded_and_a_broken_one_keeps_the_old() {
     )
     .await;
 
-    let failures = || async {
-        let a = https(&app, client.clone(), "/metrics").await.unwrap();
-        a.body
-            .lines()
-            .find(|l| {
-                l.starts_with("alert_router_tls_certificate_reloads_total{result=\"failure\"}")
-            })
-            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
+    let failures = || reload_failures(&app, client.clone());
     let before = failures().await;
     std::fs::write(&pki.cert_file, "-----BEGIN CERTIFICATE-----\ngarbage\n").unwrap();
     wait_for(
@@ -334,6 +335,55 @@ async fn certificate_files_are_reloaded_and_a_broken_one_keeps_the_old() {
     )
     .await;
     assert_eq!(served().await.unwrap(), second.der.to_vec());
+    app.stop().await;
+}
+
+/// Rotating the client CA: once `client_ca_file` names the new CA, certificates of the old
+/// one are refused and the new one's accepted, without a restart; a broken file keeps the
+/// CA in use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_ca_file_is_reloaded_and_a_broken_one_keeps_the_old() {
+    let (pki, dir) = pki();
+    let (old_ca, required) = client_ca(dir.path());
+    let app = tls_router(&pki, &format!("{required}  reload_interval: 100ms\n")).await;
+    let old = pki.client(Some(&leaf(&old_ca, "alertmanager", false)), BOTH);
+    let new_ca = new_ca("client CA 2");
+    let new = pki.client(Some(&leaf(&new_ca, "alertmanager", false)), BOTH);
+    let accepted = |cfg: Arc<ClientConfig>| {
+        let app = &app;
+        async move {
+            https(app, cfg, "/-/healthy")
+                .await
+                .is_ok_and(|a| a.status == 200)
+        }
+    };
+    assert!(accepted(old.clone()).await);
+    assert!(!accepted(new.clone()).await);
+
+    let ca_file = dir.path().join("client-ca.pem");
+    std::fs::write(&ca_file, new_ca.pem()).unwrap();
+    wait_for(
+        Duration::from_secs(15),
+        "the new client CA in use",
+        || async { accepted(new.clone()).await.then_some(()) },
+    )
+    .await;
+    assert!(!accepted(old.clone()).await, "the old CA still accepted");
+
+    let failures = || reload_failures(&app, new.clone());
+    let before = failures().await;
+    std::fs::write(&ca_file, "-----BEGIN CERTIFICATE-----\ngarbage\n").unwrap();
+    wait_for(
+        Duration::from_secs(15),
+        "the broken client CA noticed",
+        || async { (failures().await > before).then_some(()) },
+    )
+    .await;
+    assert!(
+        accepted(new.clone()).await,
+        "a broken file replaced the CA in use"
+    );
+    assert!(!accepted(old).await);
     app.stop().await;
 }
 

@@ -224,14 +224,62 @@ impl ResolvesServerCert for ReloadingCert {
     }
 }
 
-/// TLS for the listener: the acceptor, and what the watcher needs to reload.
+/// TLS for the listener: the current server configuration (swapped whole when the client
+/// CA changes; the certificate is swapped inside it), and what the watcher needs to reload.
 #[derive(Clone)]
 pub struct Tls {
-    acceptor: tokio_rustls::TlsAcceptor,
+    server: Arc<ArcSwap<rustls::ServerConfig>>,
     cert: Arc<ReloadingCert>,
     cfg: ListenerTls,
     loaded: KeyFiles,
+    /// The client CA file's contents in use (with `client_ca_file`).
+    client_ca: Option<Vec<u8>>,
     provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+/// The server configuration: `cfg`'s versions, client verification against the CA
+/// certificates in `client_ca` (PEM, with `client_ca_file`), certificates from `cert`.
+fn server_config(
+    cfg: &ListenerTls,
+    provider: &Arc<rustls::crypto::CryptoProvider>,
+    cert: Arc<ReloadingCert>,
+    client_ca: Option<&[u8]>,
+) -> Result<rustls::ServerConfig, TlsError> {
+    let versions: &[&'static rustls::SupportedProtocolVersion] = match cfg.min_version {
+        TlsVersion::Tls12 => &[&rustls::version::TLS12, &rustls::version::TLS13],
+        TlsVersion::Tls13 => &[&rustls::version::TLS13],
+    };
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .map_err(|e| TlsError::Setup(e.to_string()))?;
+    let builder = match (&cfg.client_ca_file, client_ca) {
+        (Some(path), Some(pem)) => {
+            let invalid = |message: String| TlsError::Invalid {
+                key: "client_ca_file",
+                path: path.clone(),
+                message,
+            };
+            let mut roots = rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_slice_iter(pem) {
+                let c = c.map_err(|e| invalid(format!("not a PEM certificate ({e})")))?;
+                roots
+                    .add(c)
+                    .map_err(|e| invalid(format!("not a usable CA certificate ({e})")))?;
+            }
+            if roots.is_empty() {
+                return Err(invalid("holds no PEM certificate".into()));
+            }
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .build()
+                    .map_err(|e| invalid(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    let mut server = builder.with_cert_resolver(cert);
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(server)
 }
 
 impl Tls {
@@ -245,64 +293,72 @@ impl Tls {
         let cert = Arc::new(ReloadingCert(ArcSwap::from_pointee(certified_key(
             cfg, &loaded, &provider,
         )?)));
-        let versions: &[&'static rustls::SupportedProtocolVersion] = match cfg.min_version {
-            TlsVersion::Tls12 => &[&rustls::version::TLS12, &rustls::version::TLS13],
-            TlsVersion::Tls13 => &[&rustls::version::TLS13],
+        let client_ca = match &cfg.client_ca_file {
+            Some(path) => Some(read_file("client_ca_file", path)?),
+            None => None,
         };
-        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(versions)
-            .map_err(|e| TlsError::Setup(e.to_string()))?;
-        let builder = match &cfg.client_ca_file {
-            None => builder.with_no_client_auth(),
-            Some(path) => {
-                let invalid = |message: String| TlsError::Invalid {
-                    key: "client_ca_file",
-                    path: path.clone(),
-                    message,
-                };
-                let pem = read_file("client_ca_file", path)?;
-                let mut roots = rustls::RootCertStore::empty();
-                for c in CertificateDer::pem_slice_iter(&pem) {
-                    let c = c.map_err(|e| invalid(format!("not a PEM certificate ({e})")))?;
-                    roots
-                        .add(c)
-                        .map_err(|e| invalid(format!("not a usable CA certificate ({e})")))?;
-                }
-                if roots.is_empty() {
-                    return Err(invalid("holds no PEM certificate".into()));
-                }
-                let verifier =
-                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                        .build()
-                        .map_err(|e| invalid(e.to_string()))?;
-                builder.with_client_cert_verifier(verifier)
-            }
-        };
-        let mut server = builder.with_cert_resolver(cert.clone());
-        server.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let server = server_config(cfg, &provider, cert.clone(), client_ca.as_deref())?;
         Ok(Tls {
-            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)),
+            server: Arc::new(ArcSwap::from_pointee(server)),
             cert,
             cfg: cfg.clone(),
             loaded,
+            client_ca,
             provider,
         })
     }
 
+    /// The acceptor for a new connection (the configuration current at its handshake).
+    fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(self.server.load_full())
+    }
+
     /// Check the files every `reload_interval`; a changed, valid pair replaces the
-    /// certificate for new handshakes. A broken one keeps the old certificate and is
-    /// reported once (until the files change again).
+    /// certificate for new handshakes, and a changed, valid client CA file the CA that
+    /// client certificates are checked against (connections already open keep theirs). A
+    /// broken file keeps the old one in use and is reported once (until it changes again).
     async fn watch(mut self, metrics: Arc<Metrics>) {
         let mut tick = tokio::time::interval(self.cfg.reload_interval.0);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_seen = self.loaded.clone();
+        let mut last_ca = self.client_ca.clone();
+        let count = |outcome: &str| {
+            metrics
+                .tls_reloads
+                .get_or_create(&crate::metrics::labels(&[("result", outcome)]))
+                .inc();
+        };
         loop {
             tick.tick().await;
+            if let Some(path) = self.cfg.client_ca_file.clone() {
+                // Missing for a moment while being replaced: the next tick looks again.
+                if let Ok(pem) = tokio::fs::read(&path).await {
+                    if last_ca.as_deref() != Some(pem.as_slice()) {
+                        last_ca = Some(pem.clone());
+                        match server_config(
+                            &self.cfg,
+                            &self.provider,
+                            self.cert.clone(),
+                            Some(&pem),
+                        ) {
+                            Ok(server) => {
+                                self.server.store(Arc::new(server));
+                                self.client_ca = Some(pem);
+                                tracing::info!(client_ca_file = %path.display(), "TLS client CA reloaded");
+                                count("success");
+                            }
+                            Err(e) => {
+                                tracing::error!(error = %e, "TLS client CA not reloaded; still checking clients against the previous one");
+                                count("failure");
+                            }
+                        }
+                    }
+                }
+            }
             let (Ok(cert), Ok(key)) = (
                 tokio::fs::read(&self.cfg.cert_file).await,
                 tokio::fs::read(&self.cfg.key_file).await,
             ) else {
-                // Missing for a moment while being replaced: the next tick looks again.
                 continue;
             };
             let files = KeyFiles { cert, key };
@@ -310,22 +366,18 @@ impl Tls {
                 continue;
             }
             last_seen = files.clone();
-            let outcome = match certified_key(&self.cfg, &files, &self.provider) {
+            match certified_key(&self.cfg, &files, &self.provider) {
                 Ok(k) => {
                     self.cert.0.store(Arc::new(k));
                     self.loaded = files;
                     tracing::info!(cert_file = %self.cfg.cert_file.display(), "TLS certificate reloaded");
-                    "success"
+                    count("success");
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "TLS certificate not reloaded; still serving the previous one");
-                    "failure"
+                    count("failure");
                 }
-            };
-            metrics
-                .tls_reloads
-                .get_or_create(&crate::metrics::labels(&[("result", outcome)]))
-                .inc();
+            }
         }
     }
 }
@@ -344,7 +396,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let watcher = tls.clone().map(|t| tokio::spawn(t.watch(metrics)));
-    let acceptor = tls.map(|t| t.acceptor);
+    let tls = tls.map(Arc::new);
     // Validated: at most MAX_CONNECTIONS_LIMIT, so it fits in u32.
     let max = limits.max_connections.min(MAX_CONNECTIONS_LIMIT);
     let permits = Arc::new(Semaphore::new(max));
@@ -378,7 +430,7 @@ pub async fn serve(
             limits: limits.clone(),
             stop: stop_rx.clone(),
         };
-        let acceptor = acceptor.clone();
+        let acceptor = tls.as_ref().map(|t| t.acceptor());
         tokio::spawn(async move {
             conn.run(stream, acceptor).await;
             drop(permit);

@@ -343,3 +343,45 @@ async fn webhook_alerts_not_sent_again_within_the_ttl_leave_quietly() {
     assert_eq!(v[1]["message"]["alerts"].as_array().map(Vec::len), Some(1));
     app.stop().await;
 }
+
+/// A restart within `group_wait`: the rebuilt group (no flush yet, so no stored timer)
+/// waits from its earliest alert, when it was created, not from whichever of its alerts
+/// the rebuild meets first (21 alerts: that one is the first only by a 1-in-21 chance).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_rebuilt_within_group_wait_waits_from_its_first_alert() {
+    let cfg = "route:\n  receiver: ops\n  group_by: [alertname]\n  group_wait: 1h\n  group_interval: 1h\n  repeat_interval: 1h\nreceivers:\n  - name: ops\n    log_configs: [{}]\n";
+    let app = TestApp::start(cfg).await;
+    for i in 0..21 {
+        let a = alert(
+            &[("alertname", "Waiting"), ("instance", &format!("i{i}"))],
+            "firing",
+        );
+        assert_eq!(
+            app.post_json("/webhook", &webhook(vec![a])).await.status(),
+            200
+        );
+    }
+    let alerts = app.get_json("/admin/v1/alerts").await;
+    let received: Vec<time::OffsetDateTime> = alerts
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .map(|a| parse_time(a["receivedAt"].as_str().expect("receivedAt")))
+        .collect();
+    assert_eq!(received.len(), 21);
+    let first = received.iter().min().copied().expect("an alert");
+    assert!(received.iter().max().is_some_and(|last| *last > first));
+    let next_flush = |groups: serde_json::Value| {
+        groups
+            .as_array()
+            .and_then(|g| g.iter().find(|g| g["labels"]["alertname"] == "Waiting"))
+            .and_then(|g| g["next_flush"].as_str().map(parse_time))
+            .expect("the group")
+    };
+    let want = first + time::Duration::hours(1);
+    assert_eq!(next_flush(app.get_json("/admin/v1/groups").await), want);
+    let dir = app.stop().await;
+    let app = TestApp::start_in(dir, cfg).await;
+    assert_eq!(next_flush(app.get_json("/admin/v1/groups").await), want);
+    app.stop().await;
+}

@@ -652,21 +652,32 @@ impl Dispatcher {
                     continue;
                 }
             }
-            if !self.groups.contains_key(id) {
+            // Alertmanager: a group created by an alert that started more than group_wait
+            // ago flushes at once (no re-waiting after restarts).
+            let gw = time::Duration::try_from(route.group_wait).unwrap_or(time::Duration::ZERO);
+            let first_flush = if a
+                .starts_at
+                .checked_add(gw)
+                .is_some_and(|s| s < a.received_at)
+            {
+                a.received_at
+            } else {
+                a.received_at + gw
+            };
+            if let Some(g) = self.groups.get_mut(id) {
+                // Rebuilt and not flushed yet: group_wait counts from its earliest alert
+                // (when Alertmanager would have created it), not from whichever alert the
+                // rebuild meets first, or every reload would postpone its first flush.
+                if from_store && !g.stored && g.last_flush.is_none() && first_flush < g.next_flush {
+                    self.timers.remove(&(g.next_flush, id.to_string()));
+                    g.next_flush = first_flush;
+                    self.timers.insert((first_flush, id.to_string()));
+                }
+            } else {
                 let persisted = self.persisted.get(id);
-                // Alertmanager: a group created by an alert that started more than
-                // group_wait ago flushes at once (no re-waiting after restarts).
-                let gw = time::Duration::try_from(route.group_wait).unwrap_or(time::Duration::ZERO);
                 let next_flush = match persisted {
                     Some(p) => p.next_flush,
-                    None if a
-                        .starts_at
-                        .checked_add(gw)
-                        .is_some_and(|s| s < a.received_at) =>
-                    {
-                        a.received_at
-                    }
-                    None => a.received_at + gw,
+                    None => first_flush,
                 };
                 let g = Group {
                     key: route.group_key(labels),

@@ -331,6 +331,10 @@ pub struct Dispatcher {
     groups: HashMap<String, Group>,
     timers: BTreeSet<(OffsetDateTime, String)>,
     persisted: HashMap<String, GroupState>,
+    /// During a rebuild, per group without stored state: when its earliest firing alert
+    /// arrived (what a stored resolved alert is owed against). Computed once per group: a
+    /// rebuild inserts every firing alert before the first resolved one.
+    episode_start: HashMap<String, Option<OffsetDateTime>>,
     gauges_updated: std::time::Instant,
     gauges_dirty: bool,
 }
@@ -361,6 +365,7 @@ impl Dispatcher {
             routing,
             silences,
             groups: HashMap::new(),
+            episode_start: HashMap::new(),
             timers: BTreeSet::new(),
             gauges_updated: std::time::Instant::now(),
             gauges_dirty: false,
@@ -389,6 +394,7 @@ impl Dispatcher {
     async fn rebuild(&mut self, records: Vec<AlertRecord>) -> Result<(), crate::store::StoreError> {
         let started = std::time::Instant::now();
         self.groups.clear();
+        self.episode_start.clear();
         self.timers.clear();
         let mut inhibitor = Inhibitor::new(&self.routing.config.inhibit_rules);
         let store = self.store.clone();
@@ -435,6 +441,7 @@ impl Dispatcher {
                 }
             }
         }
+        self.episode_start = HashMap::new();
         decoder
             .await
             .map_err(|e| crate::store::StoreError::Failed(e.to_string()))?;
@@ -752,15 +759,16 @@ impl Dispatcher {
     }
 
     /// Whether group `id` still owes a notification for the stored resolved alert `a`.
-    fn owes(&self, id: &str, a: &Header, t: OffsetDateTime) -> bool {
+    fn owes(&mut self, id: &str, a: &Header, t: OffsetDateTime) -> bool {
         let since = match (self.persisted.get(id), self.groups.get(id)) {
             (Some(p), _) => p.last_flush,
-            (None, Some(g)) => g
-                .alerts
-                .values()
-                .filter(|x| !x.resolved_at(t))
-                .filter_map(|x| x.record.header().ok().map(|h| h.received_at))
-                .min(),
+            (None, Some(g)) => *self.episode_start.entry(id.to_string()).or_insert_with(|| {
+                g.alerts
+                    .values()
+                    .filter(|x| !x.resolved_at(t))
+                    .filter_map(|x| x.record.header().ok().map(|h| h.received_at))
+                    .min()
+            }),
             (None, None) => return false,
         };
         owed_since(since, a)

@@ -143,7 +143,7 @@ pub struct Alert {
     /// reads it, for the report at hand). Alertmanager sends a resolved alert only to a
     /// receiver it notified of the alert firing — through this router or, after an HA
     /// failover, through a peer's — so a resolve handed over this way is announced even
-    /// when this router holds no group for it (see `Dispatcher::insert_prepared`).
+    /// when this router holds no group for it (see `Dispatcher::join_group`).
     #[serde(skip)]
     pub handoff: bool,
 }

@@ -156,7 +156,7 @@ pub struct IngestConfig {
     /// How long a firing alert received by webhook stays firing without its Alertmanager
     /// sending it again (unset: until a resolved webhook arrives). Alertmanager repeats a
     /// firing group every `repeat_interval`, so this is set to a few of them (the sidecar
-    /// manifests: 12h = 3 × the default 4h). An alert not refreshed in time leaves its
+    /// manifests: 15m = 3 × their 5m). An alert not refreshed in time leaves its
     /// groups without a resolve notification: after an HA failover, the old sender's
     /// router stops repeating groups that its peer now delivers.
     #[serde(default)]

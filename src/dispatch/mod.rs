@@ -435,8 +435,8 @@ impl Dispatcher {
                 }
                 for (i, labels, id) in p.groups.iter() {
                     if let Some(route) = routes.get(*i) {
-                        let group = [(*route, labels, id.as_str())];
-                        self.insert_prepared(&p.head, false, p.record.clone(), &group, true, t);
+                        let group = (*route, labels, id.as_str());
+                        self.join_group(&p.head, false, p.record.clone(), group, true, t);
                     }
                 }
             }
@@ -606,114 +606,99 @@ impl Dispatcher {
     /// Anything older was notified (and purged) already, so it is not announced again.
     fn insert(&mut self, a: &Alert, record: AlertRecord, from_store: bool) {
         let routing = self.routing.clone();
-        let owned: Vec<(&Route, LabelSet, String)> = routing
-            .routes_for(a)
-            .into_iter()
-            .map(|route| {
-                let labels = route.group_labels(&a.labels);
-                let id = route.group_id(&labels);
-                (route, labels, id)
-            })
-            .collect();
-        let groups: Vec<(&Route, &LabelSet, &str)> = owned
-            .iter()
-            .map(|(r, l, id)| (*r, l, id.as_str()))
-            .collect();
-        self.insert_prepared(
-            &Header::of(a),
-            a.handoff,
-            record,
-            &groups,
-            from_store,
-            now(),
-        );
+        let (head, t) = (Header::of(a), now());
+        for route in routing.routes_for(a) {
+            let labels = route.group_labels(&a.labels);
+            let id = route.group_id(&labels);
+            let group = (route, &labels, id.as_str());
+            self.join_group(&head, a.handoff, record.clone(), group, from_store, t);
+        }
     }
 
-    /// [`Dispatcher::insert`] of an alert known by its header (`handoff`: it came by
-    /// webhook), with its routes, group labels and group ids already computed (a rebuild
+    /// Put an alert known by its header (`handoff`: it came by webhook) into one of its
+    /// groups: `group` is (route, group labels, group id), computed by the caller (a rebuild
     /// computes them on every core, once per distinct routing key).
-    fn insert_prepared(
+    fn join_group(
         &mut self,
         a: &Header,
         handoff: bool,
         record: AlertRecord,
-        groups: &[(&Route, &LabelSet, &str)],
+        group: (&Route, &LabelSet, &str),
         from_store: bool,
         t: OffsetDateTime,
     ) {
         let resolved = a.resolved_at(t);
         let max_groups = self.routing.config.ingest.max_groups;
-        for &(route, labels, id) in groups {
-            let overflow = self.limit_groups(route, a.fingerprint, id, resolved, max_groups);
-            let (labels, id) = match &overflow {
-                Some((l, id)) => (l, id.as_str()),
-                None => (labels, id),
-            };
-            if resolved {
-                let owed = if from_store {
-                    self.owes(id, a, t)
-                } else {
-                    handoff || self.groups.contains_key(id)
-                };
-                if !owed {
-                    continue;
-                }
-            }
-            // Alertmanager: a group created by an alert that started more than group_wait
-            // ago flushes at once (no re-waiting after restarts).
-            let gw = time::Duration::try_from(route.group_wait).unwrap_or(time::Duration::ZERO);
-            let first_flush = if a
-                .starts_at
-                .checked_add(gw)
-                .is_some_and(|s| s < a.received_at)
-            {
-                a.received_at
+        let (route, labels, id) = group;
+        let overflow = self.limit_groups(route, a.fingerprint, id, resolved, max_groups);
+        let (labels, id) = match &overflow {
+            Some((l, id)) => (l, id.as_str()),
+            None => (labels, id),
+        };
+        if resolved {
+            let owed = if from_store {
+                self.owes(id, a, t)
             } else {
-                a.received_at + gw
+                handoff || self.groups.contains_key(id)
             };
-            if let Some(g) = self.groups.get_mut(id) {
-                // Rebuilt and not flushed yet: group_wait counts from its earliest alert
-                // (when Alertmanager would have created it), not from whichever alert the
-                // rebuild meets first, or every reload would postpone its first flush.
-                if from_store && !g.stored && g.last_flush.is_none() && first_flush < g.next_flush {
-                    self.timers.remove(&(g.next_flush, id.to_string()));
-                    g.next_flush = first_flush;
-                    self.timers.insert((first_flush, id.to_string()));
-                }
-            } else {
-                let persisted = self.persisted.get(id);
-                let next_flush = match persisted {
-                    Some(p) => p.next_flush,
-                    None => first_flush,
-                };
-                let g = Group {
-                    key: route.group_key(labels),
-                    labels: labels.clone(),
-                    receiver: route.receiver.clone(),
-                    route_id: route.id.clone(),
-                    group_interval: route.group_interval,
-                    repeat_interval: route.repeat_interval,
-                    alerts: BTreeMap::new(),
-                    next_flush,
-                    last_flush: persisted.and_then(|p| p.last_flush),
-                    stored: persisted.is_some(),
-                    suppressed: 0,
-                    handoff: false,
-                };
-                self.timers.insert((next_flush, id.to_string()));
-                self.groups.insert(id.to_string(), g);
+            if !owed {
+                return;
             }
-            if let Some(g) = self.groups.get_mut(id) {
-                g.handoff |= resolved && handoff;
-                g.alerts.insert(
-                    a.fingerprint,
-                    Member {
-                        record: record.clone(),
-                        ends_at: a.ends_at,
-                        expires: a.expires,
-                    },
-                );
+        }
+        // Alertmanager: a group created by an alert that started more than group_wait
+        // ago flushes at once (no re-waiting after restarts).
+        let gw = time::Duration::try_from(route.group_wait).unwrap_or(time::Duration::ZERO);
+        let first_flush = if a
+            .starts_at
+            .checked_add(gw)
+            .is_some_and(|s| s < a.received_at)
+        {
+            a.received_at
+        } else {
+            a.received_at + gw
+        };
+        if let Some(g) = self.groups.get_mut(id) {
+            // Rebuilt and not flushed yet: group_wait counts from its earliest alert
+            // (when Alertmanager would have created it), not from whichever alert the
+            // rebuild meets first, or every reload would postpone its first flush.
+            if from_store && !g.stored && g.last_flush.is_none() && first_flush < g.next_flush {
+                self.timers.remove(&(g.next_flush, id.to_string()));
+                g.next_flush = first_flush;
+                self.timers.insert((first_flush, id.to_string()));
             }
+        } else {
+            let persisted = self.persisted.get(id);
+            let next_flush = match persisted {
+                Some(p) => p.next_flush,
+                None => first_flush,
+            };
+            let g = Group {
+                key: route.group_key(labels),
+                labels: labels.clone(),
+                receiver: route.receiver.clone(),
+                route_id: route.id.clone(),
+                group_interval: route.group_interval,
+                repeat_interval: route.repeat_interval,
+                alerts: BTreeMap::new(),
+                next_flush,
+                last_flush: persisted.and_then(|p| p.last_flush),
+                stored: persisted.is_some(),
+                suppressed: 0,
+                handoff: false,
+            };
+            self.timers.insert((next_flush, id.to_string()));
+            self.groups.insert(id.to_string(), g);
+        }
+        if let Some(g) = self.groups.get_mut(id) {
+            g.handoff |= resolved && handoff;
+            g.alerts.insert(
+                a.fingerprint,
+                Member {
+                    record: record.clone(),
+                    ends_at: a.ends_at,
+                    expires: a.expires,
+                },
+            );
         }
     }
 

@@ -27,9 +27,9 @@ pub fn collect(
     for fp in store.resolved_before(cutoff) {
         c.delete_alerts.push((fp, cutoff));
     }
-    for n in store.notifications(usize::MAX, |n| !n.state.is_open() && n.updated_at < cutoff)? {
+    for id in store.finished_before(cutoff) {
         c.dispatch
-            .push(DispatchOp::DelNotificationIfFinishedBefore(n.id, cutoff));
+            .push(DispatchOp::DelNotificationIfFinishedBefore(id, cutoff));
     }
     for (k, m) in store.message_refs()? {
         if m.updated_at < cutoff {

@@ -12,9 +12,12 @@
 //!   in one tree so a single batch is atomic:
 //!   - `g/<group id>` → [`crate::store::GroupState`] (timer deadlines of a group),
 //!   - `n/<receiver>\0<integration>\0<index>\0<group key>` → [`crate::store::NflogEntry`],
-//!   - `o/<id u64 big-endian>` → [`crate::store::Notification`] (outbox and history),
-//!   - `d/<id u64 big-endian>` → [`crate::store::DeliveryRecord`] (the outcome of the
-//!     latest attempt; overrides the delivery fields of `o/<id>`; schema 3),
+//!   - `o/<id u64 big-endian>` → [`crate::store::Notification`] and `d/<id u64
+//!     big-endian>` → [`crate::store::DeliveryRecord`] (schema 3 only: since schema 4
+//!     notifications are in the outbox log, see [`crate::store::outbox`]; moved there on
+//!     open),
+//!   - `x/outbox` → the sequence number (u64, big-endian) of the last outbox frame whose
+//!     sled half this tree holds (see [`crate::store::outbox`]),
 //!   - `m/<receiver>\0<integration>\0<index>\0<group key>` → [`crate::store::MessageRef`]
 //!     (the platform message showing a group, for integrations that edit in place),
 //!   - `s/<silence id>` → [`crate::silence::Silence`] as JSON.
@@ -24,7 +27,9 @@ use crate::alert::Fingerprint;
 /// 1: alerts as JSON keyed by fingerprint. 2: alert log + checkpoints of binary records.
 /// 3: attempts recorded as `d/` delivery records beside the notification (a schema 2 store
 /// opens unchanged; a build knowing only 2 would miss them and send again, so it refuses).
-pub const SCHEMA_VERSION: u32 = 3;
+/// 4: notifications and delivery records in the outbox log instead of sled (moved there on
+/// open; a build knowing only 3 would see no notifications, so it refuses).
+pub const SCHEMA_VERSION: u32 = 4;
 pub const SCHEMA_KEY: &[u8] = b"schema_version";
 pub const CHECKPOINT_KEY: &[u8] = b"checkpoint";
 
@@ -38,6 +43,7 @@ pub const OUTBOX_PREFIX: &[u8] = b"o/";
 pub const DELIVERY_PREFIX: &[u8] = b"d/";
 pub const MESSAGE_PREFIX: &[u8] = b"m/";
 pub const SILENCE_PREFIX: &[u8] = b"s/";
+pub const OUTBOX_MARK_KEY: &[u8] = b"x/outbox";
 
 pub fn alert(fp: Fingerprint) -> [u8; 8] {
     fp.0.to_be_bytes()

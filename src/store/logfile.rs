@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 /// A segment is closed once it holds this much.
 pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
-const HEADER: usize = 16;
+pub const HEADER: usize = 16;
 
 fn io(e: std::io::Error) -> StoreError {
     StoreError::Sled(sled::Error::Io(e))
@@ -41,6 +41,8 @@ pub struct LogFile {
     file: File,
     /// Path of `file`.
     path: PathBuf,
+    /// First sequence number of `file` (its name).
+    first: u64,
     bytes: u64,
     /// Set when the log is synced (`storage.sync` other than `none`).
     sync: Option<Arc<SyncCounts>>,
@@ -83,11 +85,20 @@ impl LogFile {
         dir: &Path,
         mut f: impl FnMut(u64, &[u8]) -> Result<(), StoreError>,
     ) -> Result<(LogFile, u64), StoreError> {
+        LogFile::open_at(dir, |seq, chunk, _| f(seq, chunk))
+    }
+
+    /// [`LogFile::open`], also telling `f` where each chunk is: the segment (its first
+    /// sequence number) and the chunk's byte offset in it.
+    pub fn open_at(
+        dir: &Path,
+        mut f: impl FnMut(u64, &[u8], (u64, u64)) -> Result<(), StoreError>,
+    ) -> Result<(LogFile, u64), StoreError> {
         std::fs::create_dir_all(dir).map_err(io)?;
         let segs = segments(dir)?;
         let mut next = 1u64;
         let last = segs.len().saturating_sub(1);
-        for (i, (_, path)) in segs.iter().enumerate() {
+        for (i, (first, path)) in segs.iter().enumerate() {
             let file = File::open(path).map_err(io)?;
             let mut r = BufReader::with_capacity(1 << 20, file);
             let mut good = 0u64;
@@ -125,7 +136,7 @@ impl LogFile {
                         next - 1
                     )));
                 }
-                f(seq, &buf)?;
+                f(seq, &buf, (*first, good + HEADER as u64))?;
                 next = seq + 1;
                 good += (HEADER + len) as u64;
             }
@@ -138,9 +149,9 @@ impl LogFile {
                 }
             }
         }
-        let (path, bytes) = match segs.last() {
-            Some((_, p)) => (p.clone(), std::fs::metadata(p).map_err(io)?.len()),
-            None => (segment_path(dir, next), 0),
+        let (first, path, bytes) = match segs.last() {
+            Some((first, p)) => (*first, p.clone(), std::fs::metadata(p).map_err(io)?.len()),
+            None => (next, segment_path(dir, next), 0),
         };
         let file = OpenOptions::new()
             .create(true)
@@ -152,6 +163,7 @@ impl LogFile {
                 dir: dir.to_path_buf(),
                 file,
                 path,
+                first,
                 bytes,
                 sync: None,
                 // the directory or the segment may have just been created
@@ -190,7 +202,11 @@ impl LogFile {
     }
 
     /// Append `chunks` as frames numbered from `*seq` (advanced past them) in one write.
-    pub fn append(&mut self, chunks: &[Vec<u8>], seq: &mut u64) -> Result<u64, StoreError> {
+    pub fn append<C: AsRef<[u8]>>(
+        &mut self,
+        chunks: &[C],
+        seq: &mut u64,
+    ) -> Result<u64, StoreError> {
         if self.bytes >= SEGMENT_BYTES {
             if let Some(counts) = &self.sync {
                 // the closed segment must be complete before frames follow in the next one
@@ -204,6 +220,7 @@ impl LogFile {
                 .open(&path)
                 .map_err(io)?;
             self.path = path;
+            self.first = *seq;
             self.bytes = 0;
             self.dir_dirty = true;
             if let Some(counts) = &self.sync {
@@ -211,9 +228,10 @@ impl LogFile {
                 self.dir_dirty = false;
             }
         }
-        let total: usize = chunks.iter().map(|c| HEADER + c.len()).sum();
+        let total: usize = chunks.iter().map(|c| HEADER + c.as_ref().len()).sum();
         let mut buf = Vec::with_capacity(total);
         for c in chunks {
+            let c = c.as_ref();
             buf.extend_from_slice(&seq.to_le_bytes());
             buf.extend_from_slice(&(c.len() as u32).to_le_bytes());
             buf.extend_from_slice(&crc32fast::hash(c).to_le_bytes());
@@ -224,6 +242,64 @@ impl LogFile {
         self.bytes += total as u64;
         Ok(total as u64)
     }
+}
+
+impl LogFile {
+    /// Append one frame; returns where its chunk is: the segment (its first sequence
+    /// number) and the chunk's byte offset in it.
+    pub fn append_one(&mut self, chunk: &[u8], seq: &mut u64) -> Result<(u64, u64), StoreError> {
+        self.append(&[chunk], seq)?;
+        Ok((self.first, self.bytes - chunk.len() as u64))
+    }
+
+    /// First sequence number of the segment appends go to.
+    pub fn segment(&self) -> u64 {
+        self.first
+    }
+
+    /// Path of the segment whose first sequence number is `first`.
+    pub fn segment_path(&self, first: u64) -> PathBuf {
+        segment_path(&self.dir, first)
+    }
+
+    /// Delete the segment whose first sequence number is `first` (never the one appends go
+    /// to); with sync on, `fsync` the directory after.
+    pub fn remove_segment(&mut self, first: u64) -> Result<(), StoreError> {
+        if first == self.first {
+            return Ok(());
+        }
+        match std::fs::remove_file(segment_path(&self.dir, first)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(e)),
+        }
+        if let Some(counts) = &self.sync {
+            sync_dir(&self.dir, counts)?;
+        }
+        Ok(())
+    }
+}
+
+/// Cut the log in `dir` at `(segment, offset)`: that segment keeps its first `offset`
+/// bytes, later segments are deleted (frames a crash left without their other half).
+pub fn truncate(dir: &Path, at: (u64, u64)) -> Result<(), StoreError> {
+    for (first, p) in segments(dir)? {
+        if first > at.0 {
+            std::fs::remove_file(p).map_err(io)?;
+        } else if first == at.0 {
+            let f = OpenOptions::new().write(true).open(&p).map_err(io)?;
+            f.set_len(at.1).map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
+/// Bytes of every segment in `dir`, by first sequence number.
+pub fn segment_sizes(dir: &Path) -> Result<Vec<(u64, u64)>, StoreError> {
+    segments(dir)?
+        .into_iter()
+        .map(|(first, p)| Ok((first, std::fs::metadata(p).map_err(io)?.len())))
+        .collect()
 }
 
 /// Delete the segments every frame of which is at or before `covers` (never the newest);

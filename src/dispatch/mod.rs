@@ -819,7 +819,7 @@ impl Dispatcher {
             return;
         }
         let mut commit = Commit::default();
-        let mut queued: Vec<Notification> = Vec::new();
+        let mut queued: Vec<Arc<Notification>> = Vec::new();
         let mut purges: Vec<(String, Vec<(Fingerprint, AlertRecord)>)> = Vec::new();
         let routing = self.routing.clone();
         for entry in &due {
@@ -868,7 +868,9 @@ impl Dispatcher {
             return;
         }
         for n in queued {
-            self.hub.enqueue(n);
+            // the writer has dropped its reference: no copy
+            self.hub
+                .enqueue(Arc::try_unwrap(n).unwrap_or_else(|n| (*n).clone()));
         }
         for (id, purge) in purges {
             let Some(g) = self.groups.get_mut(&id) else {
@@ -1050,7 +1052,7 @@ fn flush_group(
     inhibitor: &RwLock<Inhibitor>,
     t: OffsetDateTime,
     commit: &mut Commit,
-    queued: &mut Vec<Notification>,
+    queued: &mut Vec<Arc<Notification>>,
 ) -> Result<Vec<(Fingerprint, AlertRecord)>, crate::store::StoreError> {
     let mut alerts: Vec<Alert> = Vec::with_capacity(g.alerts.len());
     for m in g.alerts.values() {
@@ -1228,9 +1230,8 @@ fn flush_group(
             .get_or_create(&crate::metrics::integration_labels(&g.receiver, kind))
             .inc();
         commit.dispatch.push(DispatchOp::PutNflog(nkey, new_entry));
-        commit
-            .dispatch
-            .push(DispatchOp::PutNotification(Box::new(n.clone())));
+        let n = Arc::new(n);
+        commit.dispatch.push(DispatchOp::PutNotification(n.clone()));
         queued.push(n);
     }
     g.last_flush = Some(t);

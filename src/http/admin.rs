@@ -270,7 +270,7 @@ pub async fn retry(State(app): State<Arc<App>>, Path(id): Path<u64>) -> Response
     n.delivered_at = None;
     let (hub, queued) = (app.hub.clone(), n.clone());
     let commit = Commit {
-        dispatch: vec![DispatchOp::PutNotification(Box::new(n.clone()))],
+        dispatch: vec![DispatchOp::PutNotification(std::sync::Arc::new(n.clone()))],
         require: vec![Precondition::NotificationClosed(id)],
         ..Default::default()
     }
@@ -356,7 +356,7 @@ pub async fn test_receiver(State(app): State<Arc<App>>, Path(name): Path<String>
         n.test = true;
         commit
             .dispatch
-            .push(DispatchOp::PutNotification(Box::new(n.clone())));
+            .push(DispatchOp::PutNotification(std::sync::Arc::new(n.clone())));
         made.push(n);
     }
     let ids: Vec<u64> = made.iter().map(|n| n.id).collect();

@@ -132,7 +132,7 @@ async fn send_json_as<T: Serialize + ?Sized>(
         .await
         .map_err(|e| transport_error(e, url))?;
     let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
+    let headers = std::mem::take(resp.headers_mut());
     let retry_after = headers
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())

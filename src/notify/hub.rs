@@ -184,7 +184,9 @@ impl Hub {
         for n in ns {
             commit
                 .dispatch
-                .push(DispatchOp::PutNotification(Box::new(dead_letter(n))));
+                .push(DispatchOp::PutNotification(std::sync::Arc::new(
+                    dead_letter(n),
+                )));
         }
         self.store.commit(commit).await
     }
@@ -229,6 +231,7 @@ impl Hub {
             unmerged: true,
             refs: HashMap::new(),
             unrecorded: HashMap::new(),
+            depth_gauge: None,
         };
         let join = tokio::spawn(worker.run());
         lock(&self.workers).insert(
@@ -266,7 +269,9 @@ impl Hub {
         };
         tracing::warn!(worker = %key, id = n.id, "no delivery worker for this integration; dead letter");
         let commit = Commit {
-            dispatch: vec![DispatchOp::PutNotification(Box::new(dead_letter(n)))],
+            dispatch: vec![DispatchOp::PutNotification(std::sync::Arc::new(
+                dead_letter(n),
+            ))],
             ..Default::default()
         };
         if let Err(e) = self.store.commit_nowait(commit) {

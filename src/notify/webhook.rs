@@ -5,6 +5,7 @@
 use super::http::{post_json, rendered_post, DEFAULT_TIMEOUT};
 use super::http_config::HttpClient;
 use super::{Delivered, Notifier, NotifyError, RenderedRequest};
+use crate::alert::WebhookMessage;
 use crate::config::{RateLimit, WebhookConfig};
 use crate::duration::AmDuration;
 use crate::secret::Secret;
@@ -45,10 +46,14 @@ impl WebhookNotifier {
 
 impl WebhookNotifier {
     /// The body: the notification as computed by the dispatcher, `max_alerts` applied.
-    fn payload(&self, n: &Notification) -> crate::alert::WebhookMessage {
-        let mut msg = n.message.clone();
-        msg.truncate(self.max_alerts);
-        msg
+    fn payload<'n>(&self, n: &'n Notification) -> std::borrow::Cow<'n, WebhookMessage> {
+        if self.max_alerts > 0 && n.message.alerts.len() > self.max_alerts {
+            let mut msg = n.message.clone();
+            msg.truncate(self.max_alerts);
+            std::borrow::Cow::Owned(msg)
+        } else {
+            std::borrow::Cow::Borrowed(&n.message)
+        }
     }
 }
 
@@ -67,13 +72,13 @@ impl Notifier for WebhookNotifier {
         _edit: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Delivered, NotifyError>> {
         Box::pin(async move {
-            post_json(&self.client, &self.url, &self.payload(n))
+            post_json(&self.client, &self.url, &*self.payload(n))
                 .await
                 .map(|_| Delivered::default())
         })
     }
 
     fn render(&self, n: &Notification) -> Result<Vec<RenderedRequest>, NotifyError> {
-        Ok(vec![rendered_post(&self.url, &self.payload(n))])
+        Ok(vec![rendered_post(&self.url, &*self.payload(n))])
     }
 }

@@ -168,6 +168,8 @@ pub(crate) struct Worker {
     /// a group's next notification is sent only after that, so a crash repeats at most the
     /// one notification per group that was in flight.
     pub unrecorded: HashMap<String, crate::store::Written>,
+    /// The queue-depth gauge of this worker, by its index.
+    pub depth_gauge: Option<(usize, prometheus_client::metrics::gauge::Gauge)>,
 }
 
 /// Exponential backoff (×1.5 from `initial`, capped at `max`) with ±50 % jitter.
@@ -498,17 +500,26 @@ impl Worker {
         lock(&self.status).receiver.clone()
     }
 
-    fn publish_depth(&self, labels: &[(&'static str, String)]) {
+    fn publish_depth(&mut self, labels: &[(&'static str, String)]) {
         let depth = self.queue.len() + self.rx.len();
         let index = {
             let mut st = lock(&self.status);
             st.queue_depth = depth;
             st.index
         };
-        self.metrics
-            .queue_depth
-            .get_or_create(&depth_labels(labels, index))
-            .set(depth as i64);
+        // the gauge is looked up (labels built, hashed) only when the index changes
+        let gauge = match &self.depth_gauge {
+            Some((i, g)) if *i == index => g,
+            _ => {
+                let g = self
+                    .metrics
+                    .queue_depth
+                    .get_or_create(&depth_labels(labels, index))
+                    .clone();
+                &self.depth_gauge.insert((index, g)).1
+            }
+        };
+        gauge.set(depth as i64);
     }
 
     /// A storm: more than `digest_threshold` notifications of different groups waited for
@@ -557,12 +568,14 @@ impl Worker {
             p.last_error = Some(format!("carried by digest notification {id}"));
             commit
                 .dispatch
-                .push(DispatchOp::PutNotification(Box::new(p)));
+                .push(DispatchOp::PutNotification(std::sync::Arc::new(p)));
         }
         let carried = commit.dispatch.len() as u64;
         commit
             .dispatch
-            .push(DispatchOp::PutNotification(Box::new(digest.clone())));
+            .push(DispatchOp::PutNotification(std::sync::Arc::new(
+                digest.clone(),
+            )));
         if let Err(e) = self.store.commit_nowait(commit) {
             tracing::error!(worker = %self.key, error = %e, "cannot record the digest");
         }
@@ -669,11 +682,11 @@ impl Worker {
                             o.last_error = Some(format!("merged into notification {}", n.id));
                             commit
                                 .dispatch
-                                .push(DispatchOp::PutNotification(Box::new(o)));
+                                .push(DispatchOp::PutNotification(std::sync::Arc::new(o)));
                         }
                         commit
                             .dispatch
-                            .push(DispatchOp::PutNotification(Box::new(n.clone())));
+                            .push(DispatchOp::PutNotification(std::sync::Arc::new(n.clone())));
                         self.merged.insert(n.id, n);
                     }
                     // The newest cannot be read: leave the older ones queued as they were.

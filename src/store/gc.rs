@@ -88,9 +88,9 @@ mod tests {
                 alert(3, None, now),
             ],
             dispatch: vec![
-                DispatchOp::PutNotification(Box::new(delivered_old)),
-                DispatchOp::PutNotification(Box::new(pending_old)),
-                DispatchOp::PutNotification(Box::new(dead_new)),
+                DispatchOp::PutNotification(std::sync::Arc::new(delivered_old)),
+                DispatchOp::PutNotification(std::sync::Arc::new(pending_old)),
+                DispatchOp::PutNotification(std::sync::Arc::new(dead_new)),
                 DispatchOp::PutNflog(
                     b"n/expired".to_vec(),
                     NflogEntry {
@@ -155,7 +155,7 @@ mod tests {
             .commit(Commit {
                 alerts: vec![alert(1, Some(old), old)],
                 dispatch: vec![
-                    DispatchOp::PutNotification(Box::new(dead.clone())),
+                    DispatchOp::PutNotification(std::sync::Arc::new(dead.clone())),
                     DispatchOp::PutNflog(b"n/k".to_vec(), expired),
                 ],
                 ..Default::default()
@@ -178,7 +178,7 @@ mod tests {
             .commit(Commit {
                 alerts: vec![again],
                 dispatch: vec![
-                    DispatchOp::PutNotification(Box::new(dead)),
+                    DispatchOp::PutNotification(std::sync::Arc::new(dead)),
                     DispatchOp::PutNflog(b"n/k".to_vec(), fresh),
                 ],
                 ..Default::default()

@@ -284,7 +284,7 @@ pub enum DispatchOp {
     PutNflog(Vec<u8>, NflogEntry),
     DelNflog(Vec<u8>),
     /// The whole notification (replaces its delivery record, if any).
-    PutNotification(Box<Notification>),
+    PutNotification(Arc<Notification>),
     /// The outcome of an attempt at a stored notification (its message unchanged).
     PutDelivery(u64, DeliveryRecord),
     DelNotification(u64),
@@ -1552,7 +1552,7 @@ pub(crate) mod tests {
         let t = crate::alert::now();
         let n = Notification::pending(7, ("r", "log", 0), empty_message(), "<7@x>".into(), t);
         let put = |n: &Notification| Commit {
-            dispatch: vec![DispatchOp::PutNotification(Box::new(n.clone()))],
+            dispatch: vec![DispatchOp::PutNotification(std::sync::Arc::new(n.clone()))],
             ..Default::default()
         };
         let record = |n: &Notification| Commit {
@@ -1669,7 +1669,7 @@ pub(crate) mod tests {
         let flush = |id: u64| Commit {
             dispatch: vec![
                 DispatchOp::PutNflog(format!("n/{id}").into_bytes(), NflogEntry::default()),
-                DispatchOp::PutNotification(Box::new(n(id))),
+                DispatchOp::PutNotification(std::sync::Arc::new(n(id))),
             ],
             ..Default::default()
         };

@@ -210,11 +210,16 @@ pub async fn notifications(
     let store = app.store.clone();
     // A filtered scan may read the whole history: off the async runtime.
     let res = tokio::task::spawn_blocking(move || {
-        store.notifications(limit, |n| {
-            state.is_none_or(|s| n.state == s)
-                && q.receiver.as_deref().is_none_or(|r| n.receiver == r)
-                && q.integration.as_deref().is_none_or(|i| n.integration == i)
-        })
+        store.notifications_where(
+            limit,
+            // the state is in the index: only matching notifications are read
+            |s, _| state.is_none_or(|x| s == x),
+            |n| {
+                state.is_none_or(|s| n.state == s)
+                    && q.receiver.as_deref().is_none_or(|r| n.receiver == r)
+                    && q.integration.as_deref().is_none_or(|i| n.integration == i)
+            },
+        )
     })
     .await;
     match res {

@@ -850,7 +850,7 @@ impl Store {
 
     /// [`Store::notifications`] among those whose (state, last change) satisfy `first`
     /// (checked without reading the notification).
-    fn notifications_where(
+    pub fn notifications_where(
         &self,
         limit: usize,
         first: impl FnMut(DeliveryState, OffsetDateTime) -> bool,

@@ -353,6 +353,9 @@ impl rustls::client::danger::ServerCertVerifier for NamedVerifier {
 pub struct HttpClient {
     client: reqwest::Client,
     auth: Auth,
+    /// The last URL requested, parsed (most integrations send to one URL: parsing it for
+    /// every request was a few per cent of a notification's CPU).
+    last_url: Mutex<Option<(String, reqwest::Url)>>,
 }
 
 enum Auth {
@@ -422,7 +425,11 @@ impl HttpClient {
         } else {
             Auth::None
         };
-        Ok(HttpClient { client, auth })
+        Ok(HttpClient {
+            client,
+            auth,
+            last_url: Mutex::new(None),
+        })
     }
 
     /// A request to `url` with the configured credentials. The secrets of `url` and of
@@ -432,7 +439,11 @@ impl HttpClient {
         method: reqwest::Method,
         url: &Secret,
     ) -> Result<reqwest::RequestBuilder, NotifyError> {
-        let rb = self.client.request(method, url.expose());
+        let rb = match self.parsed(url.expose()) {
+            Some(u) => self.client.request(method, u),
+            // unparsable: reqwest reports it (without the URL) when the request is sent
+            None => self.client.request(method, url.expose()),
+        };
         Ok(match &self.auth {
             Auth::None => rb,
             Auth::Header(h) => rb.header(reqwest::header::AUTHORIZATION, h.expose()),
@@ -442,6 +453,19 @@ impl HttpClient {
                 rb.bearer_auth(token.expose())
             }
         })
+    }
+
+    /// `url` parsed, from the one-entry cache when it is the last URL requested.
+    fn parsed(&self, url: &str) -> Option<reqwest::Url> {
+        let mut last = lock(&self.last_url);
+        if let Some((s, u)) = last.as_ref() {
+            if s == url {
+                return Some(u.clone());
+            }
+        }
+        let u = reqwest::Url::parse(url).ok()?;
+        *last = Some((url.to_string(), u.clone()));
+        Some(u)
     }
 
     /// The cached OAuth2 token, or a new one from the token endpoint.

@@ -380,26 +380,24 @@ impl OutboxLog {
 
     /// Store `n` whole (replacing its delivery record, if any).
     pub fn put(&mut self, n: &Notification) {
-        self.put_json(
-            n.id,
-            n.state,
-            n.updated_at,
-            &serde_json::to_vec(n).unwrap_or_default(),
-        );
-    }
-
-    fn put_json(&mut self, id: u64, state: DeliveryState, updated_at: OffsetDateTime, json: &[u8]) {
+        let start = self.chunk.len();
         self.chunk.push(OP_PUT);
-        self.chunk.extend_from_slice(&id.to_le_bytes());
-        self.chunk.push(state_code(state));
+        self.chunk.extend_from_slice(&n.id.to_le_bytes());
+        self.chunk.push(state_code(n.state));
         self.chunk
-            .extend_from_slice(&nanos(updated_at).to_le_bytes());
-        self.chunk
-            .extend_from_slice(&(json.len() as u32).to_le_bytes());
+            .extend_from_slice(&nanos(n.updated_at).to_le_bytes());
+        let len_at = self.chunk.len();
+        self.chunk.extend_from_slice(&[0; 4]);
         let at = self.chunk.len();
-        self.chunk.extend_from_slice(json);
+        // straight into the frame (our own plain data always serialises)
+        if serde_json::to_writer(&mut self.chunk, n).is_err() {
+            self.chunk.truncate(start);
+            return;
+        }
+        let len = (self.chunk.len() - at) as u32;
+        self.chunk[len_at..at].copy_from_slice(&len.to_le_bytes());
         self.pending
-            .push(Pending::Put(id, at, json.len() as u32, state, updated_at));
+            .push(Pending::Put(n.id, at, len, n.state, n.updated_at));
     }
 
     /// Record the outcome of an attempt at notification `id`.
@@ -434,7 +432,9 @@ impl OutboxLog {
         }
         self.chunk[0] = if flagged { FLAGGED } else { 0 };
         let written = self.log.append_one(&self.chunk, &mut self.seq);
-        let chunk = std::mem::replace(&mut self.chunk, vec![0]);
+        // emptied, keeping its capacity for the next frame (up to a megabyte)
+        self.chunk.truncate(1);
+        self.chunk.shrink_to(1 << 20);
         let pending = std::mem::take(&mut self.pending);
         let (seg, base) = written?;
         let mut ix = self.shared.write();
@@ -452,7 +452,6 @@ impl OutboxLog {
                 Pending::Del(id) => ix.del(id),
             }
         }
-        drop(chunk);
         Ok(())
     }
 

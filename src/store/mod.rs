@@ -580,6 +580,7 @@ impl Store {
                 failure: failure.clone(),
                 defined: live.strings.len(),
                 durable_defined: live.strings.len(),
+                reclaim_after: None,
             };
             std::thread::Builder::new()
                 .name("store-writer".into())
@@ -952,6 +953,8 @@ struct Writer {
     defined: usize,
     /// Strings durably defined (`defined` goes back here when a batch fails).
     durable_defined: usize,
+    /// No outbox reclaim before this (after a failed one).
+    reclaim_after: Option<std::time::Instant>,
 }
 
 impl Writer {
@@ -1044,9 +1047,7 @@ impl Writer {
     /// Start a background checkpoint when the log has grown enough (and none is running);
     /// collect a finished one.
     fn maybe_checkpoint(&mut self) {
-        if let Err(e) = self.outbox.reclaim() {
-            tracing::error!(error = %e, "outbox: cannot reclaim space; retrying after the next batch");
-        }
+        self.reclaim_outbox();
         if let Some((h, _)) = &self.checkpointer {
             if !h.is_finished() {
                 return;
@@ -1092,6 +1093,26 @@ impl Writer {
                 self.log_bytes = 0;
             }
             Err(e) => tracing::error!(error = %e, "cannot start the checkpoint thread"),
+        }
+    }
+
+    /// Reclaim outbox space (see [`outbox`]), unless the store has failed or the last
+    /// attempt failed less than a minute ago (an unreadable notification would otherwise
+    /// fail it, and log it, after every batch).
+    fn reclaim_outbox(&mut self) {
+        let failed = self
+            .failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some();
+        let now = std::time::Instant::now();
+        if failed || self.reclaim_after.is_some_and(|t| now < t) {
+            return;
+        }
+        self.reclaim_after = None;
+        if let Err(e) = self.outbox.reclaim() {
+            tracing::error!(error = %e, "outbox: cannot reclaim space; retrying in a minute");
+            self.reclaim_after = Some(now + std::time::Duration::from_secs(60));
         }
     }
 

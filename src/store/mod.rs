@@ -887,11 +887,6 @@ impl Store {
             .ids(|s, updated| !s.is_open() && updated < cutoff)
     }
 
-    /// How many notifications are stored.
-    pub fn notification_count(&self) -> usize {
-        self.outbox.len()
-    }
-
     /// Bytes on disk: sled plus the alert log segments and checkpoint files.
     pub fn disk_size(&self) -> u64 {
         let files: u64 = self
@@ -1241,12 +1236,10 @@ impl DispatchBatch {
         sync: bool,
     ) -> Result<(), StoreError> {
         if !outbox.is_empty() {
-            let wrote = outbox.write(self.dirty);
-            if wrote.is_err() {
-                outbox.discard();
-            }
-            wrote?;
-            if sync && self.dirty {
+            outbox.write(self.dirty)?;
+            // synced whenever the commit is (a replay or, with `always`, a delivery record
+            // changes no sled key but is promised just the same)
+            if sync {
                 outbox.sync()?;
             }
         }

@@ -32,7 +32,7 @@ use super::{DeliveryRecord, DeliveryState, Notification, StoreError};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 use time::OffsetDateTime;
 
@@ -270,14 +270,6 @@ impl Outbox {
             .map(|(id, _)| *id)
             .collect()
     }
-
-    pub fn len(&self) -> usize {
-        self.read().slots.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// An op waiting in the frame being built; applied to the index once the frame is written.
@@ -296,7 +288,6 @@ pub struct OutboxLog {
     chunk: Vec<u8>,
     pending: Vec<Pending>,
     shared: Arc<Outbox>,
-    dir: PathBuf,
 }
 
 /// Segments whose live bytes are below this share of their size are compacted (when they
@@ -348,7 +339,6 @@ impl OutboxLog {
                 chunk: vec![0],
                 pending: Vec::new(),
                 shared: shared.clone(),
-                dir: dir.to_path_buf(),
             },
             shared,
         ))
@@ -508,11 +498,6 @@ impl OutboxLog {
         }
         self.write(false)?;
         self.sync()
-    }
-
-    /// The directory of the segments.
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 }
 

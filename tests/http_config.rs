@@ -64,8 +64,11 @@ async fn bearer_basic_and_authorization_headers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oauth2_client_credentials_are_fetched_and_cached() {
+    // A slow token endpoint: the groups below are sent together, and every one of them
+    // must wait for the one fetch rather than start its own.
     let tokens = MockServer::start(
-        Reply::ok(r#"{"access_token":"at-1","token_type":"Bearer","expires_in":3600}"#),
+        Reply::ok(r#"{"access_token":"at-1","token_type":"Bearer","expires_in":3600}"#)
+            .with_delay(Duration::from_millis(300)),
         None,
     )
     .await;
@@ -75,10 +78,15 @@ async fn oauth2_client_credentials_are_fetched_and_cached() {
         tokens.url("/token")
     );
     let app = TestApp::start(&config(&oauth, &hook.url("/h"))).await;
-    fire(&app, "First").await;
-    fire(&app, "Second").await;
-    wait_for(WAIT, "two webhooks", || async {
-        (hook.count() >= 2).then_some(())
+    let body = webhook(
+        ["First", "Second", "Third", "Fourth"]
+            .iter()
+            .map(|n| alert(&[("alertname", n)], "firing"))
+            .collect(),
+    );
+    assert_eq!(app.post_json("/webhook", &body).await.status(), 200);
+    wait_for(WAIT, "four webhooks", || async {
+        (hook.count() >= 4).then_some(())
     })
     .await;
     for r in hook.requests() {
@@ -87,7 +95,11 @@ async fn oauth2_client_credentials_are_fetched_and_cached() {
             Some("Bearer at-1")
         );
     }
-    assert_eq!(tokens.count(), 1, "the token is cached until it expires");
+    assert_eq!(
+        tokens.count(),
+        1,
+        "one fetch for concurrent sends, then the token is cached until it expires"
+    );
     let t = &tokens.requests()[0];
     let form = String::from_utf8_lossy(&t.body).into_owned();
     for part in [

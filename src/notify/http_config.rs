@@ -369,6 +369,9 @@ struct OAuth2State {
     config: OAuth2,
     /// Token and when to fetch a new one.
     cached: Mutex<Option<(Secret, Instant)>>,
+    /// Held while a token is fetched, so concurrent sends wait for that one fetch instead
+    /// of each asking the token endpoint.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 impl HttpClient {
@@ -421,6 +424,7 @@ impl HttpClient {
             Auth::OAuth2(OAuth2State {
                 config: o.clone(),
                 cached: Mutex::new(None),
+                fetching: tokio::sync::Mutex::new(()),
             })
         } else {
             Auth::None
@@ -470,10 +474,19 @@ impl HttpClient {
 
     /// The cached OAuth2 token, or a new one from the token endpoint.
     async fn oauth2_token(&self, o: &OAuth2State) -> Result<Secret, NotifyError> {
-        if let Some((t, until)) = lock(&o.cached).as_ref() {
-            if Instant::now() < *until {
-                return Ok(t.clone());
-            }
+        let valid = || {
+            lock(&o.cached)
+                .as_ref()
+                .filter(|(_, until)| Instant::now() < *until)
+                .map(|(t, _)| t.clone())
+        };
+        if let Some(t) = valid() {
+            return Ok(t);
+        }
+        let _fetching = o.fetching.lock().await;
+        // Another send may have fetched it while this one waited.
+        if let Some(t) = valid() {
+            return Ok(t);
         }
         let c = &o.config;
         let secret = c.client_secret.clone().unwrap_or_default();

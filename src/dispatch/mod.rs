@@ -819,7 +819,9 @@ impl Dispatcher {
             return;
         }
         let mut commit = Commit::default();
-        let mut queued: Vec<Arc<Notification>> = Vec::new();
+        // about three operations per group (notification, nflog entry, timer): sized once
+        commit.dispatch.reserve(due.len() * 3);
+        let mut queued: Vec<Arc<Notification>> = Vec::with_capacity(due.len());
         let mut purges: Vec<(String, Vec<(Fingerprint, AlertRecord)>)> = Vec::new();
         let routing = self.routing.clone();
         for entry in &due {
@@ -1221,6 +1223,8 @@ fn flush_group(
             &g.key,
             reason,
         );
+        // encoded once here, for both the outbox log and the request body
+        let message = crate::store::Message::encoded(message);
         let mut n = Notification::pending(nid, (&g.receiver, kind, index), message, message_id, t);
         n.in_reply_to = in_reply_to;
         n.references = references;

@@ -593,7 +593,8 @@ pub(crate) mod tests {
                 "http://router.test",
                 "{}:{}",
                 "first notification",
-            ),
+            )
+            .into(),
         }
     }
 

@@ -5,11 +5,10 @@
 use super::http::{post_json, rendered_post, DEFAULT_TIMEOUT};
 use super::http_config::HttpClient;
 use super::{Delivered, Notifier, NotifyError, RenderedRequest};
-use crate::alert::WebhookMessage;
 use crate::config::{RateLimit, WebhookConfig};
 use crate::duration::AmDuration;
 use crate::secret::Secret;
-use crate::store::Notification;
+use crate::store::{Message, Notification};
 use futures::future::BoxFuture;
 use std::time::Duration;
 
@@ -46,7 +45,8 @@ impl WebhookNotifier {
 
 impl WebhookNotifier {
     /// The body: the notification as computed by the dispatcher, `max_alerts` applied.
-    fn payload<'n>(&self, n: &'n Notification) -> std::borrow::Cow<'n, WebhookMessage> {
+    /// Serialises as the message; untruncated, it reuses the JSON encoded at flush.
+    fn payload<'n>(&self, n: &'n Notification) -> std::borrow::Cow<'n, Message> {
         if self.max_alerts > 0 && n.message.alerts.len() > self.max_alerts {
             let mut msg = n.message.clone();
             msg.truncate(self.max_alerts);

@@ -15,13 +15,15 @@ pub mod fsync;
 pub mod gc;
 pub mod keys;
 pub mod logfile;
+pub mod message;
 pub mod outbox;
 pub mod record;
 
-use crate::alert::{Alert, Fingerprint, WebhookMessage};
+use crate::alert::{Alert, Fingerprint};
 use alertlog::{Chunker, Live, Mark, Trees};
 pub use fsync::SyncMode;
 use fsync::{SledSync, SyncCount};
+pub use message::Message;
 use record::AlertRecord;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -175,7 +177,7 @@ pub struct Notification {
     /// with `update_message`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform_message_id: Option<String>,
-    pub message: WebhookMessage,
+    pub message: Message,
 }
 
 /// The part of a [`Notification`] an attempt changes, stored on its own (`d/<id>`) so
@@ -225,11 +227,12 @@ impl Notification {
     pub fn pending(
         id: u64,
         integration: (&str, &str, usize),
-        message: WebhookMessage,
+        message: impl Into<Message>,
         message_id: String,
         created_at: OffsetDateTime,
     ) -> Notification {
         let (receiver, kind, index) = integration;
+        let message = message.into();
         Notification {
             id,
             receiver: receiver.to_string(),

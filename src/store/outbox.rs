@@ -625,10 +625,12 @@ mod tests {
     fn messages_round_trip() {
         // the stored JSON is the notification as it was
         let mut n = note(9);
-        n.message = WebhookMessage {
+        // encoded at flush, as the dispatcher stores it: the log copies those bytes
+        n.message = crate::store::Message::encoded(WebhookMessage {
             receiver: "r".into(),
             ..crate::store::tests::empty_message()
-        };
+        });
+        assert!(n.message.has_json());
         let dir = tempfile::tempdir().unwrap();
         let (mut log, ob) = OutboxLog::open(dir.path(), 0).unwrap();
         log.put(&n);

@@ -3,17 +3,28 @@
 //!
 //! The router gets `BENCH_GROUPS` (10,000) distinct alerts, one group each
 //! (`group_by: [alertname, instance]`), posted as fast as it acks them; every group has the
-//! same `group_wait` (2 s), so all of them flush within the same second. The webhook sink is
-//! an in-process HTTP server that answers 200 at once and counts what it gets. Reported:
+//! same `group_wait` (2 s; 6 s with `BENCH_INGEST`), so all of them flush within the same
+//! second. The webhook sink is an in-process HTTP server that answers 200 at once and
+//! counts what it gets. Reported:
 //!
 //! * notifications delivered per second (first to last sink hit), and per second until the
 //!   last one is *recorded* as delivered in the store (the admin API shows it);
 //! * router CPU seconds per notification (from `/proc/<pid>/stat`, over the dispatch window);
 //! * duplicates (sink hits beyond one per group) and failures (notifications not delivered).
 //!
+//! With `BENCH_INGEST=1` an ingest load runs throughout (issue 6: dispatch "without slowing
+//! ingest by more than half"): `BENCH_INGEST_CONNECTIONS` (20) closed loops post 100-alert
+//! webhooks of distinct alerts (20 alert names, workload A's shape) to a route that holds
+//! them (`group_wait` 1h, a receiver without integrations). The load starts once the
+//! benchmark's alerts are posted, whose `group_wait` is then 6 s. Reported besides: ingest
+//! alerts/s from 1 s after the load starts until just before the flush, during the
+//! dispatch window (first → last sink hit), and their ratio (CPU per notification is not
+//! reported: the router's CPU is mostly the load's).
+//!
 //! ```text
 //! cargo bench --bench dispatch
 //! BENCH_GROUPS=2000 cargo bench --bench dispatch
+//! BENCH_INGEST=1 cargo bench --bench dispatch
 //! ```
 //! Without `--bench` (as under `cargo test --benches`) it runs a 500-group smoke version.
 
@@ -115,6 +126,95 @@ async fn serve_sink(mut conn: tokio::net::TcpStream, st: &SinkState) -> std::io:
     }
 }
 
+/// The ingest load of `BENCH_INGEST`: alerts acknowledged and refused so far, and the
+/// acknowledged count sampled every 10 ms.
+struct Load {
+    acked: Arc<AtomicU64>,
+    refused: Arc<AtomicU64>,
+    samples: Arc<Mutex<Vec<(Instant, u64)>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Load {
+    /// `connections` closed loops posting 100 distinct alerts each time, plus the sampler.
+    fn start(port: u16, connections: usize) -> Load {
+        let load = Load {
+            acked: Arc::default(),
+            refused: Arc::default(),
+            samples: Arc::default(),
+            stop: Arc::default(),
+        };
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(connections)
+            .build()
+            .expect("client");
+        let starts = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("time");
+        for c in 0..connections {
+            let (client, acked, refused, stop) = (
+                client.clone(),
+                load.acked.clone(),
+                load.refused.clone(),
+                load.stop.clone(),
+            );
+            let starts = starts.clone();
+            tokio::spawn(async move {
+                let url = format!("http://127.0.0.1:{port}/webhook");
+                let mut seq = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let alerts: Vec<serde_json::Value> = (0..100)
+                        .map(|i| {
+                            seq += 1;
+                            serde_json::json!({
+                                "status": "firing",
+                                "labels": {"alertname": format!("Load{}", (seq + i) % 20), "load": "true",
+                                           "instance": format!("load-{c}-{seq}"), "job": "node-exporter",
+                                           "namespace": "monitoring", "severity": "warning"},
+                                "annotations": {"summary": "ingest load during the dispatch benchmark",
+                                                "description": "a distinct alert of workload A's shape, held by a route with group_wait 1h so only the dispatch benchmark's groups reach the sink"},
+                                "startsAt": starts,
+                                "endsAt": "0001-01-01T00:00:00Z",
+                            })
+                        })
+                        .collect();
+                    let body =
+                        serde_json::json!({"version": "4", "status": "firing", "alerts": alerts});
+                    match client.post(&url).json(&body).send().await {
+                        Ok(r) if r.status() == 200 => {
+                            acked.fetch_add(100, Ordering::Relaxed);
+                        }
+                        _ => {
+                            refused.fetch_add(100, Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    }
+                }
+            });
+        }
+        let (acked, samples, stop) = (load.acked.clone(), load.samples.clone(), load.stop.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let n = acked.load(Ordering::Relaxed);
+                samples.lock().expect("lock").push((Instant::now(), n));
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        load
+    }
+
+    /// Acknowledged alerts per second between `from` and `to` (the samples nearest inside).
+    fn rate(&self, from: Instant, to: Instant) -> f64 {
+        let s = self.samples.lock().expect("lock");
+        let inside: Vec<&(Instant, u64)> =
+            s.iter().filter(|(t, _)| *t >= from && *t <= to).collect();
+        match (inside.first(), inside.last()) {
+            (Some(a), Some(b)) if b.0 > a.0 => (b.1 - a.1) as f64 / (b.0 - a.0).as_secs_f64(),
+            _ => 0.0,
+        }
+    }
+}
+
 struct Router {
     child: Child,
     port: u16,
@@ -143,7 +243,7 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-async fn start_router(sink_port: u16) -> Router {
+async fn start_router(sink_port: u16, group_wait: u64) -> Router {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let config = dir.path().join("config.yml");
@@ -152,8 +252,9 @@ async fn start_router(sink_port: u16) -> Router {
         format!(
             "listen: 127.0.0.1:{port}\nstorage:\n  path: {}\n\
              ingest: {{max_pending_alerts: 1000000}}\n\
-             route:\n  receiver: sink\n  group_by: [alertname, instance]\n  group_wait: 2s\n  group_interval: 1h\n\
-             receivers:\n  - name: sink\n    webhook_configs:\n      - url: 'http://127.0.0.1:{sink_port}/hook'\n        rate_limit: {{messages: 1000000, per: 1s}}\n        digest_threshold: 0\n",
+             route:\n  receiver: sink\n  group_by: [alertname, instance]\n  group_wait: {group_wait}s\n  group_interval: 1h\n  routes:\n\
+             \x20   - matchers: ['load=\"true\"']\n      receiver: hold\n      group_by: [alertname]\n      group_wait: 1h\n\
+             receivers:\n  - name: hold\n  - name: sink\n    webhook_configs:\n      - url: 'http://127.0.0.1:{sink_port}/hook'\n        rate_limit: {{messages: 1000000, per: 1s}}\n        digest_threshold: 0\n",
             dir.path().join("data").display()
         ),
     )
@@ -238,9 +339,12 @@ async fn open_left(client: &reqwest::Client, port: u16) -> bool {
     false
 }
 
-async fn run(groups: u64) {
+async fn run(groups: u64, ingest_connections: usize) {
     let (sink_port, sink) = start_sink();
-    let router = start_router(sink_port).await;
+    // With the ingest load, the groups wait long enough for the load to be measured alone
+    // first (it starts once they are posted, so they still flush at once).
+    let group_wait = if ingest_connections > 0 { 6 } else { 2 };
+    let router = start_router(sink_port, group_wait).await;
     let client = reqwest::Client::new();
     let starts = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
@@ -269,6 +373,16 @@ async fn run(groups: u64) {
     }
     let ingest = posted.elapsed();
     let cpu0 = cpu_seconds(router.child.id());
+    let load = (ingest_connections > 0).then(|| Load::start(router.port, ingest_connections));
+    let mut baseline = 0.0;
+    if let Some(l) = &load {
+        // warm up, then the ingest rate alone until just before the first group flushes
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let t0 = Instant::now();
+        let until = posted + Duration::from_millis(group_wait * 1000 - 300);
+        tokio::time::sleep_until(until.into()).await;
+        baseline = l.rate(t0, Instant::now());
+    }
     // Every group flushes 2 s after its alert arrived; wait for all deliveries.
     let deadline = Instant::now() + Duration::from_secs(120);
     while sink.hits.load(Ordering::Relaxed) < groups {
@@ -286,6 +400,12 @@ async fn run(groups: u64) {
     let first = sink.first.lock().expect("lock").expect("first hit");
     let last = sink.last.lock().expect("lock").expect("last hit");
     let delivered_s = (last - first).as_secs_f64().max(1e-6);
+    let during = load.as_ref().map(|l| {
+        // the last sample may be up to 10 ms behind the last hit
+        let r = l.rate(first, last + Duration::from_millis(20));
+        l.stop.store(true, Ordering::Relaxed);
+        (r, l.refused.load(Ordering::Relaxed))
+    });
     // Cheap polls (is any notification still open?) until none is, then one full count:
     // listing every notification on each poll would load the router being measured.
     while open_left(&client, router.port).await && Instant::now() < deadline {
@@ -312,10 +432,21 @@ async fn run(groups: u64) {
         "| delivered and recorded in the store | {:.0} notifications/s ({recorded_s:.2} s) |",
         rec as f64 / recorded_s
     );
-    println!(
-        "| router CPU per notification | {:.0} µs |",
-        (cpu1 - cpu0) * 1e6 / groups as f64
-    );
+    if load.is_none() {
+        println!(
+            "| router CPU per notification | {:.0} µs |",
+            (cpu1 - cpu0) * 1e6 / groups as f64
+        );
+    }
+    if let Some((r, refused)) = during {
+        println!(
+            "| ingest alongside ({ingest_connections} connections, 100-alert posts), before the flush | {baseline:.0} alerts/s |"
+        );
+        println!(
+            "| ingest alongside, during the dispatch window | {r:.0} alerts/s (**{:.2}×** the rate before; {refused} alerts refused) |",
+            r / baseline.max(1e-6)
+        );
+    }
     println!("| duplicates | {} |", hits.saturating_sub(groups));
     println!("| failures (not delivered) | {open} |");
     assert_eq!(hits, groups, "duplicates at the sink");
@@ -350,5 +481,10 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(run(groups));
+    let ingest = std::env::var("BENCH_INGEST").is_ok_and(|v| v == "1");
+    let connections = std::env::var("BENCH_INGEST_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    rt.block_on(run(groups, if ingest { connections } else { 0 }));
 }

@@ -107,8 +107,10 @@ impl Queued {
 
 /// Most notifications (of different groups) one worker has in flight at once, when its
 /// rate limit has that many slots free: a fast destination is not held to one request at
-/// a time, and a finished attempt makes room for the next at once.
-const MAX_IN_FLIGHT: usize = 32;
+/// a time, and a finished attempt makes room for the next at once. (32 → 64 cut the CPU per
+/// notification of `cargo bench --bench dispatch` by about a tenth: more requests per wakeup.
+/// A rate-limited destination never sees more than its limit allows.)
+const MAX_IN_FLIGHT: usize = 64;
 
 /// A finished attempt: the notification, what the destination said, how long it took.
 pub(crate) struct Done {

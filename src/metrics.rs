@@ -34,6 +34,7 @@ pub struct Metrics {
     pub digests: Family<Labels, Counter>,
     pub delivery_latency: HistogramFamily,
     pub queue_depth: Family<Labels, Gauge>,
+    pub queue_head_created: Family<Labels, Gauge<f64, AtomicU64>>,
     pub rate_limited_waits: Family<Labels, Counter>,
     pub dedup_suppressed: Family<Labels, Counter>,
     pub config_reload_success: Gauge,
@@ -71,6 +72,7 @@ impl Metrics {
             digests: Family::default(),
             delivery_latency: HistogramFamily::new_with_constructor(latency_histogram),
             queue_depth: Family::default(),
+            queue_head_created: Family::default(),
             rate_limited_waits: Family::default(),
             dedup_suppressed: Family::default(),
             config_reload_success: Gauge::default(),
@@ -178,6 +180,11 @@ impl Metrics {
             "notification_queue_depth",
             "Notifications waiting per integration",
             m.queue_depth.clone(),
+        );
+        registry.register(
+            "notification_queue_head_created_timestamp_seconds",
+            "Creation time (Unix seconds) of the notification at the head of each integration's queue, the next one to be tried; 0 when nothing waits",
+            m.queue_head_created.clone(),
         );
         registry.register(
             "rate_limited_waits",

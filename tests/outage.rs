@@ -215,6 +215,23 @@ async fn backlog_during_an_outage_is_delivered_in_order_within_the_rate_limit() 
         "the groups' changes were queued: {queued}"
     );
     assert!(metric(&base, depth).await >= GROUPS as f64);
+    // How long the backlog has waited: the creation time of the notification at its head.
+    let head = "alert_router_notification_queue_head_created_timestamp_seconds{receiver=\"team\",integration=\"webhook\",index=\"0\"}";
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() as f64;
+    let head_at = metric(&base, head).await;
+    assert!(
+        head_at > now - 60.0 && head_at <= now + 1.0,
+        "the queue head's creation time ({head_at}) is in the last minute (now {now})"
+    );
+    let receivers = get_json_at(&client, &base, "/admin/v1/receivers").await;
+    let at = receivers[0]["integrations"][0]["queue_head_created_at"]
+        .as_str()
+        .map(parse_time)
+        .expect("queue_head_created_at during the outage");
+    assert!(
+        (at.unix_timestamp() as f64 - head_at).abs() < 60.0,
+        "{at} vs {head_at}"
+    );
 
     // Recovery.
     *sink.default_reply.lock().unwrap() = Reply::ok("ok");
@@ -230,6 +247,18 @@ async fn backlog_during_an_outage_is_delivered_in_order_within_the_rate_limit() 
             .then_some(())
     })
     .await;
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.lines().any(|l| l == format!("{head} 0.0")),
+        "the queue head's gauge is 0 when nothing waits"
+    );
+    let receivers = get_json_at(&client, &base, "/admin/v1/receivers").await;
+    assert!(receivers[0]["integrations"][0]["queue_head_created_at"].is_null());
     let reqs = sink.requests();
 
     // Within the rate limit: no more than PER_SECOND requests (attempts included) in any

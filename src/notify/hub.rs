@@ -125,9 +125,9 @@ impl Hub {
             if let Some(left) = self.stop_worker(&key, h).await {
                 dead.extend(self.resolve_leftover(left));
             }
-            self.metrics
-                .queue_depth
-                .remove(&depth_labels(&labels, status.index));
+            let l = depth_labels(&labels, status.index);
+            self.metrics.queue_depth.remove(&l);
+            self.metrics.queue_head_created.remove(&l);
             tracing::info!(worker = %key, "integration removed; its worker stopped");
         }
         self.bury(dead).await

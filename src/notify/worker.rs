@@ -28,6 +28,10 @@ pub struct WorkerStatus {
     pub integration: String,
     pub index: usize,
     pub queue_depth: usize,
+    /// When the notification at the head of the queue (the next to be tried) was created:
+    /// how long the oldest waiting notification has waited, give or take merges.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub queue_head_created_at: Option<OffsetDateTime>,
     pub rate_limit: Option<RateLimitView>,
     /// True while the worker is waiting for the limiter.
     pub rate_limited: bool,
@@ -74,6 +78,8 @@ pub(crate) struct Queued {
     pub id: u64,
     pub group_key: String,
     pub attempts: u32,
+    /// When the notification was created (queued by the dispatcher).
+    pub created_at: OffsetDateTime,
     /// Not a test send and not a digest: may be merged into a newer notification of its
     /// group, or carried by a digest.
     pub foldable: bool,
@@ -87,6 +93,7 @@ impl Queued {
             id: n.id,
             group_key: n.group_key.clone(),
             attempts: n.attempts,
+            created_at: n.created_at,
             foldable: !n.test && n.message.digest.is_none(),
             body: None,
         }
@@ -170,8 +177,15 @@ pub(crate) struct Worker {
     /// a group's next notification is sent only after that, so a crash repeats at most the
     /// one notification per group that was in flight.
     pub unrecorded: HashMap<String, crate::store::Written>,
-    /// The queue-depth gauge of this worker, by its index.
-    pub depth_gauge: Option<(usize, prometheus_client::metrics::gauge::Gauge)>,
+    /// The queue-depth and queue-head gauges of this worker, by its index.
+    pub depth_gauge: Option<(usize, QueueGauges)>,
+}
+
+/// A worker's queue gauges (`notification_queue_depth` and
+/// `notification_queue_head_created_timestamp_seconds`).
+pub(crate) struct QueueGauges {
+    depth: prometheus_client::metrics::gauge::Gauge,
+    head_created: prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 /// Exponential backoff (×1.5 from `initial`, capped at `max`) with ±50 % jitter.
@@ -504,24 +518,29 @@ impl Worker {
 
     fn publish_depth(&mut self, labels: &[(&'static str, String)]) {
         let depth = self.queue.len() + self.rx.len();
+        let head = self.queue.front().map(|q| q.created_at);
         let index = {
             let mut st = lock(&self.status);
             st.queue_depth = depth;
+            st.queue_head_created_at = head;
             st.index
         };
-        // the gauge is looked up (labels built, hashed) only when the index changes
-        let gauge = match &self.depth_gauge {
+        // the gauges are looked up (labels built, hashed) only when the index changes
+        let gauges = match &self.depth_gauge {
             Some((i, g)) if *i == index => g,
             _ => {
-                let g = self
-                    .metrics
-                    .queue_depth
-                    .get_or_create(&depth_labels(labels, index))
-                    .clone();
+                let l = depth_labels(labels, index);
+                let g = QueueGauges {
+                    depth: self.metrics.queue_depth.get_or_create(&l).clone(),
+                    head_created: self.metrics.queue_head_created.get_or_create(&l).clone(),
+                };
                 &self.depth_gauge.insert((index, g)).1
             }
         };
-        gauge.set(depth as i64);
+        gauges.depth.set(depth as i64);
+        gauges
+            .head_created
+            .set(head.map_or(0.0, |t| t.unix_timestamp_nanos() as f64 / 1e9));
     }
 
     /// A storm: more than `digest_threshold` notifications of different groups waited for

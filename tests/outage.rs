@@ -247,12 +247,7 @@ async fn backlog_during_an_outage_is_delivered_in_order_within_the_rate_limit() 
             .then_some(())
     })
     .await;
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = metrics_at(&base).await;
     assert!(
         text.lines().any(|l| l == format!("{head} 0.0")),
         "the queue head's gauge is 0 when nothing waits"

@@ -442,13 +442,18 @@ pub async fn wait_ready(base: &str, what: &str) {
 }
 
 /// Value of one sample line of the router's `/metrics` (0 when absent).
-pub async fn metric(base: &str, sample: &str) -> f64 {
-    let text = reqwest::get(format!("{base}/metrics"))
+/// The router's `/metrics` text.
+pub async fn metrics_at(base: &str) -> String {
+    reqwest::get(format!("{base}/metrics"))
         .await
         .expect("metrics")
         .text()
         .await
-        .expect("text");
+        .expect("text")
+}
+
+pub async fn metric(base: &str, sample: &str) -> f64 {
+    let text = metrics_at(base).await;
     text.lines()
         .find(|l| l.starts_with(sample) && l[sample.len()..].starts_with(' '))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())

@@ -231,7 +231,7 @@ impl Hub {
             unmerged: true,
             refs: HashMap::new(),
             unrecorded: HashMap::new(),
-            depth_gauge: None,
+            queue_gauges: None,
         };
         let join = tokio::spawn(worker.run());
         lock(&self.workers).insert(

@@ -178,7 +178,7 @@ pub(crate) struct Worker {
     /// one notification per group that was in flight.
     pub unrecorded: HashMap<String, crate::store::Written>,
     /// The queue-depth and queue-head gauges of this worker, by its index.
-    pub depth_gauge: Option<(usize, QueueGauges)>,
+    pub queue_gauges: Option<(usize, QueueGauges)>,
 }
 
 /// A worker's queue gauges (`notification_queue_depth` and
@@ -526,7 +526,7 @@ impl Worker {
             st.index
         };
         // the gauges are looked up (labels built, hashed) only when the index changes
-        let gauges = match &self.depth_gauge {
+        let gauges = match &self.queue_gauges {
             Some((i, g)) if *i == index => g,
             _ => {
                 let l = depth_labels(labels, index);
@@ -534,7 +534,7 @@ impl Worker {
                     depth: self.metrics.queue_depth.get_or_create(&l).clone(),
                     head_created: self.metrics.queue_head_created.get_or_create(&l).clone(),
                 };
-                &self.depth_gauge.insert((index, g)).1
+                &self.queue_gauges.insert((index, g)).1
             }
         };
         gauges.depth.set(depth as i64);

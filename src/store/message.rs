@@ -26,8 +26,9 @@ impl Message {
         Message { message, json }
     }
 
-    /// Whether the JSON is at hand (tests and diagnostics).
-    pub fn has_json(&self) -> bool {
+    /// Whether the JSON is at hand.
+    #[cfg(test)]
+    pub(crate) fn has_json(&self) -> bool {
         self.json.is_some()
     }
 }

@@ -380,7 +380,8 @@ impl OutboxLog {
         self.chunk.extend_from_slice(&[0; 4]);
         let at = self.chunk.len();
         // straight into the frame (our own plain data always serialises)
-        if serde_json::to_writer(&mut self.chunk, n).is_err() {
+        if let Err(e) = serde_json::to_writer(&mut self.chunk, n) {
+            tracing::error!(id = n.id, error = %e, "cannot encode a notification; it is not stored");
             self.chunk.truncate(start);
             return;
         }

@@ -694,20 +694,27 @@ pub fn parse_webhook(
         .collect()
 }
 
-/// Parse the Alertmanager API v2 `postableAlerts` body (a JSON array of alerts).
+/// Parse the Alertmanager API v2 `postableAlerts` body (a JSON array of alerts), all or
+/// nothing: the first invalid alert, or one past `limits`, fails the whole body.
 pub fn parse_postable_alerts(
     body: &[u8],
     now: OffsetDateTime,
     targets: &Targets,
+    limits: &AlertLimits,
 ) -> Result<Vec<Alert>, PayloadError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON: {e}")))?;
     let Value::Array(alerts) = v else {
         return Err(bad("body: must be a JSON array of alerts"));
     };
+    limits.check_count(alerts.len())?;
     alerts
         .iter()
         .enumerate()
-        .map(|(i, a)| parse_alert(a, i, now, targets))
+        .map(|(i, a)| {
+            let alert = parse_alert(a, i, now, targets)?;
+            limits.check(&alert, i)?;
+            Ok(alert)
+        })
         .collect()
 }
 

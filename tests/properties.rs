@@ -493,7 +493,7 @@ fn postable_checks(body: &[u8]) {
     let now = t0();
     let limits = AlertLimits::default();
     let partial = parse_postable_alerts_partial(body, now, &Targets::default(), &limits);
-    let full = parse_postable_alerts(body, now, &Targets::default());
+    let full = parse_postable_alerts(body, now, &Targets::default(), &limits);
     match partial {
         Ok((ok, errors)) => {
             check_alerts(body, &ok, now, &limits);
@@ -632,8 +632,8 @@ proptest! {
             s.push_str("}}]");
             s
         };
-        let a = parse_postable_alerts(obj(&pairs, false).as_bytes(), t0(), &Targets::default());
-        let b = parse_postable_alerts(obj(&shuffled, true).as_bytes(), t0(), &Targets::default());
+        let a = parse_postable_alerts(obj(&pairs, false).as_bytes(), t0(), &Targets::default(), &AlertLimits::default());
+        let b = parse_postable_alerts(obj(&shuffled, true).as_bytes(), t0(), &Targets::default(), &AlertLimits::default());
         let valid = labels.keys().all(|k| valid_label_name(k));
         match (a, b) {
             (Ok(a), Ok(b)) => {

@@ -90,6 +90,20 @@ async fn render_shows_each_request_and_sends_nothing() {
         v["error"].as_str().is_some_and(|e| e.starts_with("alerts")),
         "{v}"
     );
+    // The ingest limits hold here too (a 70 kB label is refused by name).
+    let big = "x".repeat(70_000);
+    let (status, v) = render(
+        &app,
+        Some(json!({"alerts": [{"labels": {"alertname": big}}]})),
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["error"].as_str().is_some_and(
+            |e| e.contains("alerts[0].labels.alertname") && e.contains("max_label_bytes")
+        ),
+        "{v}"
+    );
     let (status, v) = render(&app, Some(json!({"filter": "a=\"unterminated"}))).await;
     assert_eq!(status, 400);
     assert!(

@@ -432,7 +432,12 @@ pub async fn render_receiver(
         }
         (Some(v), None) => {
             let bytes = serde_json::to_vec(&v).unwrap_or_default();
-            match crate::alert::parse_postable_alerts(&bytes, t, &Default::default()) {
+            match crate::alert::parse_postable_alerts(
+                &bytes,
+                t,
+                &Default::default(),
+                &cfg.ingest.limits(),
+            ) {
                 Ok(a) if a.is_empty() => {
                     return ApiError::new(StatusCode::BAD_REQUEST, "alerts: empty").into_response()
                 }

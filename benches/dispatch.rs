@@ -25,6 +25,7 @@
 //! cargo bench --bench dispatch
 //! BENCH_GROUPS=2000 cargo bench --bench dispatch
 //! BENCH_INGEST=1 cargo bench --bench dispatch
+//! BENCH_INGEST=1 BENCH_SYNC=none cargo bench --bench dispatch   # storage.sync (batch)
 //! ```
 //! Without `--bench` (as under `cargo test --benches`) it runs a 500-group smoke version.
 
@@ -247,10 +248,11 @@ async fn start_router(sink_port: u16, group_wait: u64) -> Router {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let config = dir.path().join("config.yml");
+    let sync = std::env::var("BENCH_SYNC").unwrap_or_else(|_| "batch".into());
     std::fs::write(
         &config,
         format!(
-            "listen: 127.0.0.1:{port}\nstorage:\n  path: {}\n\
+            "listen: 127.0.0.1:{port}\nstorage:\n  path: {}\n  sync: {sync}\n\
              ingest: {{max_pending_alerts: 1000000}}\n\
              route:\n  receiver: sink\n  group_by: [alertname, instance]\n  group_wait: {group_wait}s\n  group_interval: 1h\n  routes:\n\
              \x20   - matchers: ['load=\"true\"']\n      receiver: hold\n      group_by: [alertname]\n      group_wait: 1h\n\

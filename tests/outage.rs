@@ -257,13 +257,16 @@ async fn backlog_during_an_outage_is_delivered_in_order_within_the_rate_limit() 
     let reqs = sink.requests();
 
     // Within the rate limit: no more than PER_SECOND requests (attempts included) in any
-    // second. Arrival times carry loopback and scheduling jitter: windows of 900 ms.
+    // second. These are arrival times, which carry loopback and scheduling jitter (on a
+    // loaded machine over 100 ms: one run saw 5 within 900 ms), so the windows are 750 ms:
+    // the router sends its bursts of PER_SECOND a second apart, and GCRA alone (a burst,
+    // then one every 250 ms) would still put 6 in one window.
     for (i, r) in reqs.iter().enumerate() {
         let n = reqs[i..]
             .iter()
-            .take_while(|x| x.at.duration_since(r.at) < Duration::from_millis(900))
+            .take_while(|x| x.at.duration_since(r.at) < Duration::from_millis(750))
             .count();
-        assert!(n <= PER_SECOND, "{n} requests within 900ms from #{i}");
+        assert!(n <= PER_SECOND, "{n} requests within 750ms from #{i}");
     }
     // In order per group: no notification carries an older state of an alert than one
     // sent before it (retries repeat the same content).

@@ -686,11 +686,7 @@ pub fn parse_webhook(
     alerts
         .iter()
         .enumerate()
-        .map(|(i, a)| {
-            let alert = parse_alert(a, i, now, targets)?;
-            limits.check(&alert, i)?;
-            Ok(alert)
-        })
+        .map(|(i, a)| parse_checked(a, i, now, targets, limits))
         .collect()
 }
 
@@ -702,20 +698,24 @@ pub fn parse_postable_alerts(
     targets: &Targets,
     limits: &AlertLimits,
 ) -> Result<Vec<Alert>, PayloadError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON: {e}")))?;
-    let Value::Array(alerts) = v else {
-        return Err(bad("body: must be a JSON array of alerts"));
-    };
-    limits.check_count(alerts.len())?;
-    alerts
-        .iter()
-        .enumerate()
-        .map(|(i, a)| {
-            let alert = parse_alert(a, i, now, targets)?;
-            limits.check(&alert, i)?;
-            Ok(alert)
-        })
-        .collect()
+    let (alerts, errors) = parse_postable_alerts_partial(body, now, targets, limits)?;
+    match errors.into_iter().next() {
+        Some(e) => Err(PayloadError(e)),
+        None => Ok(alerts),
+    }
+}
+
+/// One alert of a body (element `i`), parsed and checked against `limits`.
+fn parse_checked(
+    a: &Value,
+    i: usize,
+    now: OffsetDateTime,
+    targets: &Targets,
+    limits: &AlertLimits,
+) -> Result<Alert, PayloadError> {
+    let alert = parse_alert(a, i, now, targets)?;
+    limits.check(&alert, i)?;
+    Ok(alert)
 }
 
 /// [`parse_postable_alerts`] with Alertmanager's partial accept: the valid alerts and
@@ -735,7 +735,7 @@ pub fn parse_postable_alerts_partial(
     let mut ok = Vec::with_capacity(alerts.len());
     let mut errors = Vec::new();
     for (i, a) in alerts.iter().enumerate() {
-        match parse_alert(a, i, now, targets).and_then(|x| limits.check(&x, i).map(|()| x)) {
+        match parse_checked(a, i, now, targets, limits) {
             Ok(a) => ok.push(a),
             Err(e) => errors.push(e.0),
         }
